@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * vexfs_v2_uapi.h - the VexFS v2 vector ioctl interface.
+ *
+ * Programs open a regular file inside a mounted VexFS and call these ioctls
+ * on its descriptor. The layouts below are the ABI: sizes and every field
+ * offset are fixed on 64-bit Linux and checked at compile time, here and in
+ * the Rust mirror (uapi/src/abi.rs).
+ *
+ * Two generations of programs exist. Older ones pass vectors as `float *`
+ * (.vectors, .query_vector, .results); newer ones pass the IEEE 754 bit
+ * patterns as `__u32 *` (.vectors_bits, .query_vector_bits, .results_bits).
+ * Each pointer sits in an anonymous union, so both spellings name the same
+ * eight bytes and either kind of program compiles unmodified.
+ *
+ * In user space the fixed-width types are the <stdint.h> ones (as the
+ * original header had them), so `uint64_t ids[n]` and `__u64 ids[n]` both
+ * fit `.vector_ids`. Kernel-style code (-D__KERNEL__) gets <linux/types.h>
+ * and no floating-point helpers.
+ */
+#ifndef _VEXFS_V2_UAPI_H
+#define _VEXFS_V2_UAPI_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/ioctl.h>
+#define VEXFS_U32_T __u32
+#define VEXFS_U64_T __u64
+#else
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+/*
+ * The original header defined these names for user space, and programs use
+ * them. <linux/types.h> defines them too (as unsigned long long): when it
+ * was included first we keep its definitions instead of clashing with them.
+ */
+#ifndef _LINUX_TYPES_H
+#ifndef VEXFS_UAPI_HAVE_KERNEL_TYPEDEFS
+#define VEXFS_UAPI_HAVE_KERNEL_TYPEDEFS
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+#endif
+#endif
+#define VEXFS_U32_T uint32_t
+#define VEXFS_U64_T uint64_t
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this interface. */
+#define VEXFS_V2_MAJOR_VERSION 2
+#define VEXFS_V2_MINOR_VERSION 0
+#define VEXFS_V2_PATCH_VERSION 0
+
+/* "VEX2": the on-disk superblock magic and the interface's identity. */
+#define VEXFS_V2_MAGIC 0x56455832
+
+/* Element types (vexfs_vector_file_info.element_type). */
+#define VEXFS_VECTOR_FLOAT32 0x01
+#define VEXFS_VECTOR_FLOAT16 0x02
+#define VEXFS_VECTOR_INT8 0x03
+#define VEXFS_VECTOR_BINARY 0x04
+
+/* Distance metrics (vexfs_vector_search_request.search_type). */
+#define VEXFS_SEARCH_EUCLIDEAN 0x00
+#define VEXFS_SEARCH_COSINE 0x01
+#define VEXFS_SEARCH_DOT_PRODUCT 0x02
+
+/* Storage formats (vexfs_vector_file_info.storage_format). */
+#define VEXFS_STORAGE_DENSE 0x00
+#define VEXFS_STORAGE_SPARSE 0x01
+#define VEXFS_STORAGE_COMPRESSED 0x02
+
+/* Compression (vexfs_vector_file_info.compression_type). */
+#define VEXFS_COMPRESS_NONE 0x00
+#define VEXFS_COMPRESS_LZ4 0x01
+#define VEXFS_COMPRESS_ZSTD 0x02
+
+/* Insert flags (vexfs_batch_insert_request.flags). */
+#define VEXFS_INSERT_OVERWRITE 0x01
+#define VEXFS_INSERT_APPEND 0x02
+#define VEXFS_INSERT_VALIDATE 0x04
+
+/* Limits every request is checked against (uapi/src/limits.rs enforces them). */
+#define VEXFS_DIMENSIONS_MAX 65536
+#define VEXFS_BATCH_VECTORS_MAX 1000000
+#define VEXFS_SEARCH_K_MAX 10000
+
+#define VEXFS_IOC_MAGIC 'V'
+
+/* 40 bytes. Metadata of a vector file. */
+struct vexfs_vector_file_info {
+	VEXFS_U32_T dimensions;       /* 0:  elements per vector */
+	VEXFS_U32_T element_type;     /* 4:  VEXFS_VECTOR_* */
+	VEXFS_U32_T vector_count;     /* 8:  vectors stored (out) */
+	VEXFS_U32_T storage_format;   /* 12: VEXFS_STORAGE_* */
+	VEXFS_U64_T data_offset;      /* 16: where vector data starts in the file (out) */
+	VEXFS_U64_T index_offset;     /* 24: where the index starts in the file (out) */
+	VEXFS_U32_T compression_type; /* 32: VEXFS_COMPRESS_* */
+	VEXFS_U32_T alignment_bytes;  /* 36: alignment of vector data */
+};
+
+/* 48 bytes. A k-nearest-neighbour query. */
+struct vexfs_vector_search_request {
+	union { /* 0: in: dimensions elements */
+		float *query_vector;
+		VEXFS_U32_T *query_vector_bits;
+	};
+	VEXFS_U32_T dimensions;  /* 8 */
+	VEXFS_U32_T k;           /* 12: 1..VEXFS_SEARCH_K_MAX */
+	VEXFS_U32_T search_type; /* 16: VEXFS_SEARCH_* */
+	union { /* 24: out: k distances, best first */
+		float *results;
+		VEXFS_U32_T *results_bits;
+	};
+	VEXFS_U64_T *result_ids;  /* 32: out: k ids, matching results */
+	VEXFS_U32_T result_count; /* 40: out: how many results were written */
+};
+
+/* 32 bytes. Vectors to add to a vector file. */
+struct vexfs_batch_insert_request {
+	union { /* 0: in: vector_count * dimensions elements */
+		float *vectors;
+		VEXFS_U32_T *vectors_bits;
+	};
+	VEXFS_U32_T vector_count; /* 8:  1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T dimensions;   /* 12 */
+	VEXFS_U64_T *vector_ids;  /* 16: in, optional: NULL = the file assigns ids */
+	VEXFS_U32_T flags;        /* 24: VEXFS_INSERT_* */
+};
+
+#define VEXFS_IOC_SET_VECTOR_META _IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_vector_file_info)
+#define VEXFS_IOC_GET_VECTOR_META _IOR(VEXFS_IOC_MAGIC, 2, struct vexfs_vector_file_info)
+#define VEXFS_IOC_VECTOR_SEARCH _IOWR(VEXFS_IOC_MAGIC, 3, struct vexfs_vector_search_request)
+#define VEXFS_IOC_BATCH_INSERT _IOW(VEXFS_IOC_MAGIC, 4, struct vexfs_batch_insert_request)
+
+#define VEXFS_VECTOR_FILE_INFO_SIZE 40
+#define VEXFS_VECTOR_SEARCH_REQUEST_SIZE 48
+#define VEXFS_BATCH_INSERT_REQUEST_SIZE 32
+
+/* Bytes of vector data and of ids for a batch (float32 elements). */
+#define VEXFS_VECTOR_DATA_SIZE(dimensions, count) ((dimensions) * (count) * sizeof(float))
+#define VEXFS_VECTOR_ID_SIZE(count) ((count) * sizeof(VEXFS_U64_T))
+
+#define VEXFS_VALID_DIMENSIONS(dim) ((dim) > 0 && (dim) <= VEXFS_DIMENSIONS_MAX)
+#define VEXFS_VALID_COUNT(count) ((count) > 0 && (count) <= VEXFS_BATCH_VECTORS_MAX)
+
+#ifndef __ASSEMBLY__
+#ifdef __cplusplus
+#define VEXFS_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#define VEXFS_OFFSETOF(type, field) __builtin_offsetof(type, field)
+#else
+#define VEXFS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#define VEXFS_OFFSETOF(type, field) __builtin_offsetof(type, field)
+#endif
+
+/* The layouts are those of 64-bit Linux, where pointers are 8 bytes. */
+#if defined(__LP64__) || defined(_LP64)
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_vector_file_info) == VEXFS_VECTOR_FILE_INFO_SIZE,
+		    "vexfs_vector_file_info must be 40 bytes");
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_vector_search_request) == VEXFS_VECTOR_SEARCH_REQUEST_SIZE,
+		    "vexfs_vector_search_request must be 48 bytes");
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_batch_insert_request) == VEXFS_BATCH_INSERT_REQUEST_SIZE,
+		    "vexfs_batch_insert_request must be 32 bytes");
+
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, dimensions) == 0, "file_info.dimensions");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, element_type) == 4, "file_info.element_type");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, vector_count) == 8, "file_info.vector_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, storage_format) == 12, "file_info.storage_format");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, data_offset) == 16, "file_info.data_offset");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, index_offset) == 24, "file_info.index_offset");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, compression_type) == 32, "file_info.compression_type");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_file_info, alignment_bytes) == 36, "file_info.alignment_bytes");
+
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, query_vector) == 0, "search.query_vector");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, query_vector_bits) == 0, "search.query_vector_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, dimensions) == 8, "search.dimensions");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, k) == 12, "search.k");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, search_type) == 16, "search.search_type");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, results) == 24, "search.results");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, results_bits) == 24, "search.results_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, result_ids) == 32, "search.result_ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_vector_search_request, result_count) == 40, "search.result_count");
+
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, vectors) == 0, "insert.vectors");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, vectors_bits) == 0, "insert.vectors_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, vector_count) == 8, "insert.vector_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, dimensions) == 12, "insert.dimensions");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, vector_ids) == 16, "insert.vector_ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, flags) == 24, "insert.flags");
+
+VEXFS_STATIC_ASSERT(VEXFS_IOC_SET_VECTOR_META == 0x40285601, "VEXFS_IOC_SET_VECTOR_META");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_VECTOR_META == 0x80285602, "VEXFS_IOC_GET_VECTOR_META");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_VECTOR_SEARCH == 0xc0305603, "VEXFS_IOC_VECTOR_SEARCH");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_BATCH_INSERT == 0x40205604, "VEXFS_IOC_BATCH_INSERT");
+#endif /* LP64 */
+#endif /* __ASSEMBLY__ */
+
+#ifndef __KERNEL__
+/*
+ * IEEE 754 single precision <-> its bit pattern. memcpy is the conversion
+ * that is defined in both C and C++; compilers turn it into a move.
+ */
+static inline VEXFS_U32_T vexfs_float_to_bits(float value)
+{
+	VEXFS_U32_T bits;
+	memcpy(&bits, &value, sizeof(bits));
+	return bits;
+}
+
+static inline float vexfs_bits_to_float(VEXFS_U32_T bits)
+{
+	float value;
+	memcpy(&value, &bits, sizeof(value));
+	return value;
+}
+
+static inline void vexfs_float_array_to_bits(const float *values, VEXFS_U32_T *bits,
+					     VEXFS_U32_T count)
+{
+	VEXFS_U32_T i;
+	for (i = 0; i < count; i++)
+		bits[i] = vexfs_float_to_bits(values[i]);
+}
+
+static inline void vexfs_bits_array_to_float(const VEXFS_U32_T *bits, float *values,
+					     VEXFS_U32_T count)
+{
+	VEXFS_U32_T i;
+	for (i = 0; i < count; i++)
+		values[i] = vexfs_bits_to_float(bits[i]);
+}
+#endif /* !__KERNEL__ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* _VEXFS_V2_UAPI_H */
