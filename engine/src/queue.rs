@@ -1,0 +1,591 @@
+//! One io_uring instance and the I/O in flight on it.
+//!
+//! A [`Queue`] belongs to one thread at a time (it is `Send`, not `Sync`).
+//! It owns a fixed table of slots, one per I/O in flight (the queue depth),
+//! and a set of aligned buffers registered with the ring. It completes short
+//! reads and writes and retries `EAGAIN` itself, so a caller sees exactly one
+//! [`Completion`] per I/O it pushed: the whole transfer, or an error.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::buffer::AlignedBuf;
+use crate::device::Geometry;
+use crate::error::{Error, Result};
+
+/// Deepest queue one ring may have.
+pub const QUEUE_DEPTH_MAX: u32 = 4096;
+/// Most registered buffers one queue may own (buffer indexes are u16).
+pub const QUEUE_BUFFERS_MAX: usize = 4096;
+/// Largest single transfer one slot carries (the SQE length is 32 bits).
+pub const SLOT_BYTES_MAX: usize = 1 << 30;
+/// Times one I/O is resubmitted after `EAGAIN` before it fails.
+pub const EAGAIN_RETRIES_MAX: u32 = 10_000;
+
+/// How a queue's ring is set up.
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// I/Os in flight at most (slots), 1..=[`QUEUE_DEPTH_MAX`].
+    pub depth: u32,
+    /// Kernel thread polls the submission queue (IORING_SETUP_SQPOLL), idling after this many ms.
+    pub sqpoll_idle_ms: Option<u32>,
+    /// Completions are polled, not interrupt driven (IORING_SETUP_IOPOLL).
+    pub iopoll: bool,
+    /// Only the creating thread ever submits: lets the kernel skip locking and
+    /// defer completion work to our wait (SINGLE_ISSUER + DEFER_TASKRUN).
+    pub single_issuer: bool,
+    /// Registered buffers owned by the queue.
+    pub buffer_count: usize,
+    /// Bytes in each registered buffer.
+    pub buffer_bytes: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            depth: 64,
+            sqpoll_idle_ms: None,
+            iopoll: false,
+            single_issuer: false,
+            buffer_count: 0,
+            buffer_bytes: 0,
+        }
+    }
+}
+
+/// The outcome of one pushed I/O.
+#[derive(Debug)]
+pub struct Completion {
+    pub tag: u64,
+    pub result: Result<()>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotOp {
+    Read,
+    Write,
+    Flush,
+}
+
+impl SlotOp {
+    fn name(self) -> &'static str {
+        match self {
+            SlotOp::Read => "read",
+            SlotOp::Write => "write",
+            SlotOp::Flush => "flush",
+        }
+    }
+}
+
+const NO_BUFFER: u16 = u16::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    op: SlotOp,
+    tag: u64,
+    offset: u64,
+    addr: usize,
+    len: u32,
+    done: u32,
+    buffer: u16,
+    rw_flags: i32,
+    retries: u32,
+}
+
+/// Completions taken off the ring per pass of [`Queue::reap`].
+const REAP_BATCH: usize = 64;
+
+pub struct Queue {
+    // Field order is drop order: the ring (and its registrations) goes before the buffers.
+    ring: IoUring,
+    fd: RawFd,
+    file_registered: bool,
+    buffers_registered: bool,
+    geometry: Geometry,
+    slots: Vec<Option<Slot>>,
+    free_slots: Vec<u32>,
+    buffer_in_flight: Vec<bool>,
+    buffers: Vec<AlignedBuf>,
+}
+
+impl Queue {
+    /// Sets up a ring over `fd` (which must stay open while the queue lives).
+    pub(crate) fn new(fd: RawFd, geometry: Geometry, config: &QueueConfig) -> Result<Self> {
+        if config.depth == 0 || config.depth > QUEUE_DEPTH_MAX {
+            return Err(Error::invalid(
+                "queue_depth",
+                format!("{} is not in 1..={QUEUE_DEPTH_MAX}", config.depth),
+            ));
+        }
+        if config.buffer_count > QUEUE_BUFFERS_MAX {
+            return Err(Error::invalid(
+                "buffer_count",
+                format!(
+                    "{} is over the maximum of {QUEUE_BUFFERS_MAX}",
+                    config.buffer_count
+                ),
+            ));
+        }
+        if config.buffer_count > 0
+            && (config.buffer_bytes == 0
+                || config.buffer_bytes > SLOT_BYTES_MAX
+                || config.buffer_bytes % geometry.logical_block_bytes as usize != 0)
+        {
+            return Err(Error::invalid(
+                "buffer_bytes",
+                format!(
+                    "{} must be a multiple of the logical block size {} up to {SLOT_BYTES_MAX}",
+                    config.buffer_bytes, geometry.logical_block_bytes
+                ),
+            ));
+        }
+
+        let mut builder = IoUring::builder();
+        match config.sqpoll_idle_ms {
+            // SQPOLL runs submission on a kernel thread; task-run tuning does not apply.
+            Some(idle_ms) => {
+                builder.setup_sqpoll(idle_ms);
+            }
+            None if config.single_issuer => {
+                builder.setup_single_issuer().setup_defer_taskrun();
+            }
+            None => {
+                builder.setup_coop_taskrun();
+            }
+        }
+        if config.iopoll {
+            builder.setup_iopoll();
+        }
+        let ring = builder
+            .setup_cqsize(config.depth * 2)
+            .build(config.depth)
+            .map_err(|source| Error::Ring {
+                what: "setup",
+                source,
+            })?;
+
+        // A registered file saves a file-table lookup and refcount per I/O. It
+        // is an optimisation only: without it the plain descriptor is used.
+        let file_registered = ring.submitter().register_files(&[fd]).is_ok();
+
+        let buffers: Vec<AlignedBuf> = (0..config.buffer_count)
+            .map(|_| AlignedBuf::zeroed(config.buffer_bytes))
+            .collect();
+        let iovecs: Vec<libc::iovec> = buffers
+            .iter()
+            .map(|b| libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        // Registered buffers are pinned once instead of on every I/O. They
+        // count against RLIMIT_MEMLOCK for unprivileged users; when the kernel
+        // refuses, the same buffers are used unregistered.
+        let buffers_registered = !iovecs.is_empty()
+            // SAFETY: the iovecs describe live allocations owned by `buffers`,
+            // which outlive the ring (field order above) and are never moved.
+            && unsafe { ring.submitter().register_buffers(&iovecs) }.is_ok();
+
+        let depth = config.depth as usize;
+        Ok(Self {
+            ring,
+            fd,
+            file_registered,
+            buffers_registered,
+            geometry,
+            slots: vec![None; depth],
+            free_slots: (0..config.depth).rev().collect(),
+            buffer_in_flight: vec![false; buffers.len()],
+            buffers,
+        })
+    }
+
+    pub fn depth(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.slots.len() - self.free_slots.len()
+    }
+
+    pub fn has_free_slot(&self) -> bool {
+        !self.free_slots.is_empty()
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Whether the kernel accepted the buffer registration (else plain reads/writes are used).
+    pub fn buffers_registered(&self) -> bool {
+        self.buffers_registered
+    }
+
+    pub fn file_registered(&self) -> bool {
+        self.file_registered
+    }
+
+    pub fn buffer_count(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// The buffer, unless an I/O on it is in flight.
+    pub fn buffer(&self, index: usize) -> Option<&[u8]> {
+        match self.buffer_in_flight.get(index) {
+            Some(false) => Some(&self.buffers[index]),
+            _ => None,
+        }
+    }
+
+    /// The buffer, unless an I/O on it is in flight.
+    pub fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
+        match self.buffer_in_flight.get(index) {
+            Some(false) => Some(&mut self.buffers[index]),
+            _ => None,
+        }
+    }
+
+    /// Reads `len` bytes at `offset` into registered buffer `index`.
+    pub fn read_to_buffer(
+        &mut self,
+        index: usize,
+        offset: u64,
+        len: usize,
+        tag: u64,
+    ) -> Result<()> {
+        let addr = self.claim_buffer(index, len)?;
+        self.push(SlotOp::Read, tag, offset, addr, len, index as u16, 0)
+    }
+
+    /// Writes the first `len` bytes of registered buffer `index` at `offset`.
+    pub fn write_from_buffer(
+        &mut self,
+        index: usize,
+        offset: u64,
+        len: usize,
+        fua: bool,
+        tag: u64,
+    ) -> Result<()> {
+        let addr = self.claim_buffer(index, len)?;
+        let flags = if fua { libc::RWF_DSYNC } else { 0 };
+        self.push(SlotOp::Write, tag, offset, addr, len, index as u16, flags)
+    }
+
+    /// Makes everything that completed before this point durable (fdatasync).
+    pub fn flush(&mut self, tag: u64) -> Result<()> {
+        self.push(SlotOp::Flush, tag, 0, 0, 0, NO_BUFFER, 0)
+    }
+
+    /// Reads into caller memory.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must stay valid and untouched until this I/O's
+    /// completion has been reaped.
+    pub(crate) unsafe fn read_raw(
+        &mut self,
+        ptr: *mut u8,
+        len: usize,
+        offset: u64,
+        tag: u64,
+    ) -> Result<()> {
+        self.push(SlotOp::Read, tag, offset, ptr as usize, len, NO_BUFFER, 0)
+    }
+
+    /// Writes from caller memory.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must stay valid and unmodified until this I/O's
+    /// completion has been reaped.
+    pub(crate) unsafe fn write_raw(
+        &mut self,
+        ptr: *const u8,
+        len: usize,
+        offset: u64,
+        fua: bool,
+        tag: u64,
+    ) -> Result<()> {
+        let flags = if fua { libc::RWF_DSYNC } else { 0 };
+        self.push(
+            SlotOp::Write,
+            tag,
+            offset,
+            ptr as usize,
+            len,
+            NO_BUFFER,
+            flags,
+        )
+    }
+
+    fn claim_buffer(&mut self, index: usize, len: usize) -> Result<usize> {
+        match self.buffer_in_flight.get(index) {
+            None => {
+                return Err(Error::invalid(
+                    "buffer",
+                    format!(
+                        "index {index} is past the {} buffers of this queue",
+                        self.buffers.len()
+                    ),
+                ))
+            }
+            Some(true) => {
+                return Err(Error::invalid(
+                    "buffer",
+                    format!("buffer {index} already has an I/O in flight"),
+                ))
+            }
+            Some(false) => {}
+        }
+        if len > self.buffers[index].len() {
+            return Err(Error::invalid(
+                "length",
+                format!(
+                    "{len} is larger than buffer {index} ({} bytes)",
+                    self.buffers[index].len()
+                ),
+            ));
+        }
+        Ok(self.buffers[index].as_ptr() as usize)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        op: SlotOp,
+        tag: u64,
+        offset: u64,
+        addr: usize,
+        len: usize,
+        buffer: u16,
+        rw_flags: i32,
+    ) -> Result<()> {
+        if op != SlotOp::Flush {
+            if len > SLOT_BYTES_MAX {
+                return Err(Error::invalid(
+                    "length",
+                    format!("{len} is over the per-I/O maximum of {SLOT_BYTES_MAX}"),
+                ));
+            }
+            self.geometry.check_range(offset, len as u64)?;
+            if addr % self.geometry.memory_align_bytes as usize != 0 {
+                return Err(Error::invalid(
+                    "buffer",
+                    format!(
+                        "address {addr:#x} is not aligned to {} bytes",
+                        self.geometry.memory_align_bytes
+                    ),
+                ));
+            }
+        }
+        let Some(slot_index) = self.free_slots.pop() else {
+            return Err(Error::invalid(
+                "queue_depth",
+                format!("all {} slots are in flight", self.slots.len()),
+            ));
+        };
+        if buffer != NO_BUFFER {
+            self.buffer_in_flight[buffer as usize] = true;
+        }
+        self.slots[slot_index as usize] = Some(Slot {
+            op,
+            tag,
+            offset,
+            addr,
+            len: len as u32,
+            done: 0,
+            buffer,
+            rw_flags,
+            retries: 0,
+        });
+        self.queue_sqe(slot_index);
+        Ok(())
+    }
+
+    /// Puts the remaining part of a slot's I/O on the submission queue.
+    fn queue_sqe(&mut self, slot_index: u32) {
+        let slot = self.slots[slot_index as usize].expect("queued slot is in use");
+        let offset = slot.offset + u64::from(slot.done);
+        let addr = slot.addr + slot.done as usize;
+        let len = slot.len - slot.done;
+        let fixed = self.buffers_registered && slot.buffer != NO_BUFFER;
+        macro_rules! build {
+            ($target:expr) => {
+                match (slot.op, fixed) {
+                    (SlotOp::Read, true) => {
+                        opcode::ReadFixed::new($target, addr as *mut u8, len, slot.buffer)
+                            .offset(offset)
+                            .build()
+                    }
+                    (SlotOp::Read, false) => opcode::Read::new($target, addr as *mut u8, len)
+                        .offset(offset)
+                        .build(),
+                    (SlotOp::Write, true) => {
+                        opcode::WriteFixed::new($target, addr as *const u8, len, slot.buffer)
+                            .offset(offset)
+                            .rw_flags(slot.rw_flags)
+                            .build()
+                    }
+                    (SlotOp::Write, false) => opcode::Write::new($target, addr as *const u8, len)
+                        .offset(offset)
+                        .rw_flags(slot.rw_flags)
+                        .build(),
+                    (SlotOp::Flush, _) => opcode::Fsync::new($target)
+                        .flags(types::FsyncFlags::DATASYNC)
+                        .build(),
+                }
+            };
+        }
+        let entry: squeue::Entry = if self.file_registered {
+            build!(types::Fixed(0))
+        } else {
+            build!(types::Fd(self.fd))
+        }
+        .user_data(u64::from(slot_index));
+        // The submission queue has as many entries as there are slots and a
+        // slot has at most one entry queued, so there is always room; the
+        // loop only guards against a kernel that has not consumed entries yet.
+        loop {
+            // SAFETY: the entry's buffer is valid until its completion is
+            // reaped: queue-owned buffers live as long as the ring, and raw
+            // callers promise the same for theirs (see read_raw/write_raw).
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// Submits what is queued and waits until at least `want` completions
+    /// are ready (clamped to the I/Os in flight, so it never waits forever).
+    pub fn submit_and_wait(&mut self, want: usize) -> Result<()> {
+        let want = want.min(self.in_flight());
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // Completion queue full or kernel short of memory: reaping makes room.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EAGAIN)) => {
+                    return Ok(())
+                }
+                Err(source) => {
+                    return Err(Error::Ring {
+                        what: "submit",
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Submits what is queued without waiting.
+    pub fn submit(&mut self) -> Result<()> {
+        self.submit_and_wait(0)
+    }
+
+    /// Hands every finished I/O to `on_done`; partial transfers and `EAGAIN`
+    /// are resubmitted instead (and reported later). Returns how many finished.
+    pub fn reap(&mut self, mut on_done: impl FnMut(Completion)) -> usize {
+        let mut finished = 0;
+        let mut batch = [(0u64, 0i32); REAP_BATCH];
+        loop {
+            let taken = {
+                let mut completion = self.ring.completion();
+                let mut taken = 0;
+                while taken < REAP_BATCH {
+                    let Some(cqe) = completion.next() else { break };
+                    batch[taken] = (cqe.user_data(), cqe.result());
+                    taken += 1;
+                }
+                taken
+            };
+            if taken == 0 {
+                return finished;
+            }
+            for &(user_data, result) in &batch[..taken] {
+                if let Some(done) = self.advance(user_data as u32, result) {
+                    finished += 1;
+                    on_done(done);
+                }
+            }
+        }
+    }
+
+    /// Accounts one CQE to its slot; returns the completion once the slot is done.
+    fn advance(&mut self, slot_index: u32, result: i32) -> Option<Completion> {
+        let slot = self.slots[slot_index as usize]
+            .as_mut()
+            .expect("completion for a slot that is not in flight");
+        let outcome = if result == -libc::EAGAIN {
+            slot.retries += 1;
+            if slot.retries <= EAGAIN_RETRIES_MAX {
+                self.queue_sqe(slot_index);
+                return None;
+            }
+            Err(io_error(slot, result))
+        } else if result < 0 {
+            Err(io_error(slot, result))
+        } else if slot.op == SlotOp::Flush {
+            Ok(())
+        } else {
+            let remaining = slot.len - slot.done;
+            let moved = (result as u32).min(remaining);
+            if moved == 0 && remaining > 0 {
+                Err(Error::NoProgress {
+                    op: slot.op.name(),
+                    offset: slot.offset + u64::from(slot.done),
+                    remaining,
+                })
+            } else {
+                slot.done += moved;
+                if slot.done < slot.len {
+                    self.queue_sqe(slot_index);
+                    return None;
+                }
+                Ok(())
+            }
+        };
+        let slot = self.slots[slot_index as usize]
+            .take()
+            .expect("slot checked above");
+        if slot.buffer != NO_BUFFER {
+            self.buffer_in_flight[slot.buffer as usize] = false;
+        }
+        self.free_slots.push(slot_index);
+        Some(Completion {
+            tag: slot.tag,
+            result: outcome,
+        })
+    }
+
+    /// Waits for every I/O in flight, discarding the outcomes.
+    ///
+    /// Caller memory may be in the kernel's hands until then, so if the ring
+    /// itself stops working this aborts rather than return and let that
+    /// memory be reused under a running DMA.
+    pub(crate) fn wait_all(&mut self, mut on_done: impl FnMut(Completion)) {
+        while self.in_flight() > 0 {
+            if let Err(e) = self.submit_and_wait(1) {
+                eprintln!("vexfs-engine: io_uring failed with I/O in flight: {e}; aborting");
+                std::process::abort();
+            }
+            self.reap(&mut on_done);
+        }
+    }
+}
+
+fn io_error(slot: &Slot, result: i32) -> Error {
+    Error::Io {
+        op: slot.op.name(),
+        offset: slot.offset + u64::from(slot.done),
+        len: u64::from(slot.len - slot.done),
+        source: io::Error::from_raw_os_error(-result),
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Never free buffers (ours or a caller's) under an I/O in flight.
+        self.wait_all(|_| {});
+    }
+}
