@@ -40,6 +40,11 @@ pub struct QueueConfig {
     pub buffer_count: usize,
     /// Bytes in each registered buffer.
     pub buffer_bytes: usize,
+    /// Submit as soon as this many SQEs are queued (1: every I/O goes to the
+    /// kernel when it is pushed, as fio's default `iodepth_batch_submit=1`);
+    /// 0: only [`Queue::submit`] and [`Queue::submit_and_wait`] submit, so a
+    /// whole batch goes in one `io_uring_enter`.
+    pub submit_batch: u32,
 }
 
 impl Default for QueueConfig {
@@ -51,6 +56,7 @@ impl Default for QueueConfig {
             single_issuer: false,
             buffer_count: 0,
             buffer_bytes: 0,
+            submit_batch: 0,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct Queue {
     file_registered: bool,
     buffers_registered: bool,
     geometry: Geometry,
+    submit_batch: u32,
+    unsubmitted: u32,
     slots: Vec<Option<Slot>>,
     free_slots: Vec<u32>,
     buffer_in_flight: Vec<bool>,
@@ -195,6 +203,8 @@ impl Queue {
             file_registered,
             buffers_registered,
             geometry,
+            submit_batch: config.submit_batch,
+            unsubmitted: 0,
             slots: vec![None; depth],
             free_slots: (0..config.depth).rev().collect(),
             buffer_in_flight: vec![false; buffers.len()],
@@ -450,9 +460,15 @@ impl Queue {
             // reaped: queue-owned buffers live as long as the ring, and raw
             // callers promise the same for theirs (see read_raw/write_raw).
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return;
+                break;
             }
             let _ = self.ring.submit();
+        }
+        self.unsubmitted += 1;
+        if self.submit_batch > 0 && self.unsubmitted >= self.submit_batch {
+            // A failure here resurfaces at the next submit_and_wait, which
+            // submits the same entries again.
+            let _ = self.submit();
         }
     }
 
@@ -462,7 +478,10 @@ impl Queue {
         let want = want.min(self.in_flight());
         loop {
             match self.ring.submit_and_wait(want) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.unsubmitted = 0;
+                    return Ok(());
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 // Completion queue full or kernel short of memory: reaping makes room.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::EAGAIN)) => {

@@ -175,6 +175,8 @@ fn pooled_config(options: &UringOptions) -> QueueConfig {
         single_issuer: false,
         buffer_count: BOUNCE_BUFFERS,
         buffer_bytes: IO_CHUNK_BYTES,
+        // A batch is queued whole and goes to the kernel in one io_uring_enter.
+        submit_batch: 0,
     }
 }
 

@@ -1,0 +1,381 @@
+//! `vexfs-bench engine`: raw block I/O through the engine, one dedicated
+//! io_uring queue per thread, every I/O's latency in a histogram.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use vexfs_engine::{BlockDevice, IoOp, QueueConfig, UringDevice, UringOptions};
+
+use crate::latency::{new_histogram, Percentiles};
+use crate::rng::Rng;
+
+/// Threads one run may use.
+pub const THREADS_MAX: usize = 256;
+/// Bytes of one I/O at most.
+pub const BLOCK_BYTES_MAX: u64 = 16 << 20;
+/// Share of reads in `randrw`, as fio's default `rwmixread`.
+pub const RANDRW_READ_PERCENT: u64 = 50;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    Randread,
+    Randwrite,
+    Read,
+    Write,
+    Randrw,
+}
+
+impl Pattern {
+    pub fn writes(self) -> bool {
+        !matches!(self, Pattern::Randread | Pattern::Read)
+    }
+
+    pub fn reads(self) -> bool {
+        !matches!(self, Pattern::Randwrite | Pattern::Write)
+    }
+
+    pub fn random(self) -> bool {
+        matches!(
+            self,
+            Pattern::Randread | Pattern::Randwrite | Pattern::Randrw
+        )
+    }
+
+    /// fio's `rw=` spelling.
+    pub fn fio_name(self) -> &'static str {
+        match self {
+            Pattern::Randread => "randread",
+            Pattern::Randwrite => "randwrite",
+            Pattern::Read => "read",
+            Pattern::Write => "write",
+            Pattern::Randrw => "randrw",
+        }
+    }
+}
+
+impl FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "randread" => Pattern::Randread,
+            "randwrite" => Pattern::Randwrite,
+            "read" => Pattern::Read,
+            "write" => Pattern::Write,
+            "randrw" => Pattern::Randrw,
+            _ => {
+                return Err(format!(
+                    "unknown pattern {s:?} (randread|randwrite|read|write|randrw)"
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.fio_name())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub pattern: Pattern,
+    pub block_bytes: u64,
+    pub queue_depth: u32,
+    pub threads: usize,
+    pub duration: Duration,
+    pub sqpoll: bool,
+    /// SQEs queued before they are submitted without waiting (fio's
+    /// `iodepth_batch_submit`); 0 submits only when waiting for completions.
+    pub submit_batch: u32,
+    /// Bytes of the file or device the workload covers, from offset 0.
+    pub region_bytes: u64,
+}
+
+/// What one engine run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct EngineResult {
+    pub ios: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub iops: f64,
+    pub mbps: f64,
+    pub lat_us: Percentiles,
+    pub read_lat_us: Option<Percentiles>,
+    pub write_lat_us: Option<Percentiles>,
+    pub registered_buffers: bool,
+    pub registered_file: bool,
+    pub first_error: Option<String>,
+}
+
+/// Makes sure `path` holds at least `size` bytes of real (written, not
+/// sparse) data, creating the file if needed; returns the bytes usable.
+/// A sparse or fallocated region reads without touching the disk, which
+/// would flatter every read benchmark.
+pub fn prepare_file(path: &Path, size: Option<u64>, progress: &mut dyn FnMut(&str)) -> Result<u64> {
+    let existing = std::fs::metadata(path).ok();
+    let is_block = existing
+        .as_ref()
+        .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+        .unwrap_or(false);
+    if is_block {
+        let device = UringDevice::open(
+            path,
+            UringOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )?;
+        let device_bytes = device.geometry().size_bytes;
+        return match size {
+            Some(size) if size > device_bytes => {
+                bail!(
+                    "--size {size} is larger than {} ({device_bytes} bytes)",
+                    path.display()
+                )
+            }
+            Some(size) => Ok(size),
+            None => Ok(device_bytes),
+        };
+    }
+    let current = existing.as_ref().map(|m| m.len()).unwrap_or(0);
+    let Some(size) = size.or(existing.as_ref().map(|m| m.len())) else {
+        bail!(
+            "{} does not exist: give --size to create it",
+            path.display()
+        );
+    };
+    if size == 0 {
+        bail!("--size must be more than 0");
+    }
+    if current >= size {
+        return Ok(size);
+    }
+    progress(&format!(
+        "preparing {}: writing {} MiB of data",
+        path.display(),
+        (size - current) >> 20
+    ));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.set_len(size)
+        .with_context(|| format!("sizing {}", path.display()))?;
+    drop(file);
+    let device = UringDevice::open(path, UringOptions::default())?;
+    let block = u64::from(device.geometry().logical_block_bytes);
+    let start = current - current % block;
+    let end = size - size % block;
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS_PER_BATCH: usize = 8;
+    let mut data = vec![0u8; CHUNK * CHUNKS_PER_BATCH];
+    let mut rng = Rng::new(0x5eed);
+    rng.fill(&mut data);
+    let mut offset = start;
+    while offset < end {
+        let batch_bytes = ((end - offset) as usize).min(data.len());
+        let mut ops: Vec<IoOp> = data[..batch_bytes]
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(i, chunk)| IoOp::Write {
+                offset: offset + (i * CHUNK) as u64,
+                buf: chunk,
+                fua: false,
+            })
+            .collect();
+        device.submit(&mut ops)?;
+        offset += batch_bytes as u64;
+    }
+    device.flush()?;
+    Ok(end)
+}
+
+/// Per-thread outcome.
+struct ThreadResult {
+    read: Histogram<u64>,
+    write: Histogram<u64>,
+    ios: u64,
+    bytes: u64,
+    errors: u64,
+    first_error: Option<String>,
+    registered_buffers: bool,
+    registered_file: bool,
+}
+
+pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult> {
+    if workload.threads == 0 || workload.threads > THREADS_MAX {
+        bail!("--threads {} is not in 1..={THREADS_MAX}", workload.threads);
+    }
+    let logical = u64::from(device.geometry().logical_block_bytes);
+    if workload.block_bytes == 0
+        || workload.block_bytes % logical != 0
+        || workload.block_bytes > BLOCK_BYTES_MAX
+    {
+        bail!(
+            "--bs {} must be a multiple of the logical block size {logical} up to {BLOCK_BYTES_MAX}",
+            workload.block_bytes
+        );
+    }
+    if workload.region_bytes < workload.block_bytes {
+        bail!(
+            "the region ({} bytes) is smaller than one block",
+            workload.region_bytes
+        );
+    }
+    let started = Instant::now();
+    let deadline = started + workload.duration;
+    let workers: Vec<_> = (0..workload.threads)
+        .map(|t| {
+            let device = Arc::clone(&device);
+            let workload = workload.clone();
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || run_thread(&device, &workload, t as u64, deadline))
+                .expect("spawn benchmark thread")
+        })
+        .collect();
+    let mut read = new_histogram();
+    let mut write = new_histogram();
+    let mut result = EngineResult {
+        ios: 0,
+        errors: 0,
+        seconds: 0.0,
+        iops: 0.0,
+        mbps: 0.0,
+        lat_us: Percentiles::default(),
+        read_lat_us: None,
+        write_lat_us: None,
+        registered_buffers: true,
+        registered_file: true,
+        first_error: None,
+    };
+    let mut bytes = 0;
+    for worker in workers {
+        let thread = worker.join().expect("benchmark thread panicked")?;
+        read.add(&thread.read).expect("same histogram bounds");
+        write.add(&thread.write).expect("same histogram bounds");
+        result.ios += thread.ios;
+        result.errors += thread.errors;
+        bytes += thread.bytes;
+        result.registered_buffers &= thread.registered_buffers;
+        result.registered_file &= thread.registered_file;
+        if result.first_error.is_none() {
+            result.first_error = thread.first_error;
+        }
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    result.iops = result.ios as f64 / result.seconds;
+    result.mbps = bytes as f64 / result.seconds / 1e6;
+    let mut all = read.clone();
+    all.add(&write).expect("same histogram bounds");
+    result.lat_us = Percentiles::from_histogram(&all);
+    if workload.pattern.reads() {
+        result.read_lat_us = Some(Percentiles::from_histogram(&read));
+    }
+    if workload.pattern.writes() {
+        result.write_lat_us = Some(Percentiles::from_histogram(&write));
+    }
+    Ok(result)
+}
+
+fn run_thread(
+    device: &UringDevice,
+    workload: &Workload,
+    thread: u64,
+    deadline: Instant,
+) -> Result<ThreadResult> {
+    let depth = workload.queue_depth;
+    let block_bytes = workload.block_bytes as usize;
+    let mut queue = device.queue(&QueueConfig {
+        depth,
+        sqpoll_idle_ms: workload.sqpoll.then_some(1000),
+        iopoll: false,
+        single_issuer: !workload.sqpoll,
+        buffer_count: depth as usize,
+        buffer_bytes: block_bytes,
+        submit_batch: workload.submit_batch,
+    })?;
+    let mut rng = Rng::new(0xbe9c_0000 + thread);
+    for index in 0..depth as usize {
+        rng.fill(queue.buffer_mut(index).expect("idle buffer"));
+    }
+    let blocks = workload.region_bytes / workload.block_bytes;
+    let mut sequential_next = 0u64;
+    let mut free: Vec<usize> = (0..depth as usize).collect();
+    // Per buffer: when its I/O was issued, and whether it was a write.
+    let mut issued_at = vec![Instant::now(); depth as usize];
+    let mut is_write = vec![false; depth as usize];
+    let mut out = ThreadResult {
+        read: new_histogram(),
+        write: new_histogram(),
+        ios: 0,
+        bytes: 0,
+        errors: 0,
+        first_error: None,
+        registered_buffers: queue.buffers_registered(),
+        registered_file: queue.file_registered(),
+    };
+    let mut now = Instant::now();
+    loop {
+        // Past the deadline nothing new is issued; what is in flight drains.
+        while let Some(index) = if now < deadline { free.pop() } else { None } {
+            let block = if workload.pattern.random() {
+                rng.below(blocks)
+            } else {
+                let block = sequential_next;
+                sequential_next = (sequential_next + 1) % blocks;
+                block
+            };
+            let write = match workload.pattern {
+                Pattern::Randread | Pattern::Read => false,
+                Pattern::Randwrite | Pattern::Write => true,
+                Pattern::Randrw => rng.below(100) >= RANDRW_READ_PERCENT,
+            };
+            let offset = block * workload.block_bytes;
+            issued_at[index] = now;
+            is_write[index] = write;
+            if write {
+                queue.write_from_buffer(index, offset, block_bytes, false, index as u64)?;
+            } else {
+                queue.read_to_buffer(index, offset, block_bytes, index as u64)?;
+            }
+        }
+        if queue.in_flight() == 0 {
+            break;
+        }
+        queue.submit_and_wait(1)?;
+        now = Instant::now();
+        queue.reap(|completion| {
+            let index = completion.tag as usize;
+            let latency_ns = now.saturating_duration_since(issued_at[index]).as_nanos() as u64;
+            match completion.result {
+                Ok(()) => {
+                    let histogram = if is_write[index] {
+                        &mut out.write
+                    } else {
+                        &mut out.read
+                    };
+                    histogram.saturating_record(latency_ns.max(1));
+                    out.ios += 1;
+                    out.bytes += workload.block_bytes;
+                }
+                Err(e) => {
+                    out.errors += 1;
+                    out.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            free.push(index);
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,176 @@
+//! Running fio on the same target and workload, and reading its JSON.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::{Workload, RANDRW_READ_PERCENT};
+use crate::latency::Percentiles;
+
+/// What fio measured, in the engine report's units.
+#[derive(Clone, Debug, Serialize)]
+pub struct FioResult {
+    pub iops: f64,
+    pub mbps: f64,
+    /// Submission-to-completion latency (fio `lat`, with `lat_percentiles=1`)
+    /// of reads, or of writes when the workload only writes. fio cannot merge
+    /// read and write percentiles, so `randrw` compares them per direction.
+    pub lat_us: Percentiles,
+    pub read_lat_us: Option<Percentiles>,
+    pub write_lat_us: Option<Percentiles>,
+    pub version: String,
+    pub command: String,
+}
+
+/// The fio command line equivalent to `workload` on `path`: io_uring,
+/// O_DIRECT, registered buffers and file (as the engine uses), uniform random
+/// offsets with no random map (as the engine draws them), same size, block
+/// size, depth, threads and duration.
+pub fn command(path: &Path, workload: &Workload) -> Vec<String> {
+    let mut args = vec![
+        "--name=vexfs-compare".to_string(),
+        format!("--filename={}", path.display()),
+        "--ioengine=io_uring".into(),
+        "--direct=1".into(),
+        format!("--rw={}", workload.pattern.fio_name()),
+        format!("--bs={}", workload.block_bytes),
+        format!("--iodepth={}", workload.queue_depth),
+        format!("--numjobs={}", workload.threads),
+        "--thread".into(),
+        "--group_reporting".into(),
+        "--time_based".into(),
+        format!("--runtime={}ms", workload.duration.as_millis().max(1)),
+        format!("--size={}", workload.region_bytes),
+        "--norandommap".into(),
+        "--randrepeat=0".into(),
+        "--fixedbufs".into(),
+        "--registerfiles".into(),
+        "--lat_percentiles=1".into(),
+        "--percentile_list=50:90:99:99.9".into(),
+        "--output-format=json".into(),
+    ];
+    if workload.pattern.fio_name() == "randrw" {
+        args.push(format!("--rwmixread={RANDRW_READ_PERCENT}"));
+    }
+    if workload.submit_batch > 0 {
+        args.push(format!("--iodepth_batch_submit={}", workload.submit_batch));
+    } else {
+        // fio cannot defer submission to the wait; its closest is a full depth.
+        args.push(format!("--iodepth_batch_submit={}", workload.queue_depth));
+    }
+    if workload.sqpoll {
+        args.push("--sqthread_poll=1".into());
+    }
+    args
+}
+
+pub fn run(path: &Path, workload: &Workload) -> Result<FioResult> {
+    let args = command(path, workload);
+    let version = Command::new("fio")
+        .arg("--version")
+        .output()
+        .context("fio is not installed (scripts/setup installs it)")?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let output = Command::new("fio")
+        .args(&args)
+        .output()
+        .context("running fio")?;
+    if !output.status.success() {
+        bail!(
+            "fio failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // fio may print notes before the JSON object.
+    let json_start = stdout.find('{').context("fio printed no JSON")?;
+    let mut result = parse(&stdout[json_start..])?;
+    result.version = version;
+    result.command = format!("fio {}", args.join(" "));
+    Ok(result)
+}
+
+fn percentiles(direction: &Value) -> Result<Percentiles> {
+    let lat = &direction["lat_ns"];
+    let percentile = |key: &str| -> Result<f64> {
+        lat["percentile"][key]
+            .as_f64()
+            .map(|ns| ns / 1000.0)
+            .with_context(|| format!("fio JSON lacks lat_ns.percentile.{key}"))
+    };
+    Ok(Percentiles {
+        p50: percentile("50.000000")?,
+        p90: percentile("90.000000")?,
+        p99: percentile("99.000000")?,
+        p999: percentile("99.900000")?,
+        max: lat["max"].as_f64().context("fio JSON lacks lat_ns.max")? / 1000.0,
+    })
+}
+
+/// Reads fio's `--output-format=json` (group_reporting: one job).
+pub fn parse(json: &str) -> Result<FioResult> {
+    let root: Value = serde_json::from_str(json).context("fio JSON")?;
+    let job = &root["jobs"][0];
+    if job.is_null() {
+        bail!("fio JSON has no jobs");
+    }
+    if let Some(error) = job["error"].as_i64().filter(|&e| e != 0) {
+        bail!("fio reported error {error}");
+    }
+    let mut iops = 0.0;
+    let mut bytes_per_second = 0.0;
+    let mut read_lat = None;
+    let mut write_lat = None;
+    for (name, slot) in [("read", &mut read_lat), ("write", &mut write_lat)] {
+        let direction = &job[name];
+        let ios = direction["total_ios"].as_f64().unwrap_or(0.0);
+        if ios > 0.0 {
+            iops += direction["iops"].as_f64().unwrap_or(0.0);
+            bytes_per_second += direction["bw_bytes"].as_f64().unwrap_or(0.0);
+            *slot = Some(percentiles(direction)?);
+        }
+    }
+    let Some(lat_us) = read_lat.or(write_lat) else {
+        bail!("fio completed no I/O");
+    };
+    Ok(FioResult {
+        iops,
+        mbps: bytes_per_second / 1e6,
+        lat_us,
+        read_lat_us: read_lat,
+        write_lat_us: write_lat,
+        version: String::new(),
+        command: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_fio_json_with_total_latency_percentiles() {
+        let json = r#"{"jobs":[{"error":0,
+          "read":{"total_ios":1000,"iops":2000.5,"bw_bytes":8194048,
+                  "lat_ns":{"max":90000,"percentile":{"50.000000":40000,"90.000000":50000,
+                  "99.000000":60000,"99.900000":70000}}},
+          "write":{"total_ios":0,"iops":0,"bw_bytes":0,"lat_ns":{"max":0}}}]}"#;
+        let result = parse(json).unwrap();
+        assert_eq!(result.iops, 2000.5);
+        assert!((result.mbps - 8.194048).abs() < 1e-9);
+        assert_eq!(result.lat_us.p50, 40.0);
+        assert_eq!(result.lat_us.p999, 70.0);
+        assert_eq!(result.lat_us.max, 90.0);
+        assert!(result.write_lat_us.is_none());
+    }
+
+    #[test]
+    fn a_failed_fio_job_is_an_error() {
+        assert!(parse(r#"{"jobs":[{"error":5}]}"#).is_err());
+        assert!(parse(r#"{"jobs":[]}"#).is_err());
+    }
+}

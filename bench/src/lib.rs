@@ -1,0 +1,8 @@
+//! Benchmarks a storage engineer runs to decide where data lives: every
+//! number is a latency distribution (hdrhistogram) measured next to the tool
+//! one would otherwise use, in the same run. It measures; it must not tune or hide anything.
+
+pub mod engine;
+pub mod fio;
+pub mod latency;
+pub mod rng;
