@@ -11,6 +11,7 @@ use serde_json::json;
 use vexfs_bench::engine::{self, Pattern, Workload};
 use vexfs_bench::fio;
 use vexfs_bench::latency::Percentiles;
+use vexfs_bench::tokio_uring_peer;
 use vexfs_engine::{parse_size, BackingKind, BlockDevice, UringDevice, UringOptions};
 
 #[derive(Parser)]
@@ -62,6 +63,9 @@ struct EngineArgs {
     /// Run fio with the same workload on the same target right after, and compare.
     #[arg(long)]
     compare_fio: bool,
+    /// Run the same workload through tokio-uring right after, and compare.
+    #[arg(long)]
+    compare_tokio_uring: bool,
     /// Allow write patterns on a block device (they destroy its contents).
     #[arg(long)]
     destructive: bool,
@@ -144,6 +148,13 @@ fn engine_command(args: EngineArgs) -> Result<()> {
         None
     };
 
+    let tokio_result = if args.compare_tokio_uring {
+        progress("tokio-uring: same workload, same target");
+        Some(tokio_uring_peer::run(&args.path, &workload)?)
+    } else {
+        None
+    };
+
     if args.json {
         let ratio = fio_result.as_ref().map(|f| {
             json!({
@@ -175,10 +186,35 @@ fn engine_command(args: EngineArgs) -> Result<()> {
             "registered_file": result.registered_file,
             "fio": fio_result,
             "ratio": ratio,
+            "tokio_uring": tokio_result,
         });
         println!("{report}");
     } else {
-        print_table(&workload, &result, fio_result.as_ref());
+        let mut peers = Vec::new();
+        if let Some(f) = &fio_result {
+            peers.push(Column {
+                name: "fio",
+                iops: f.iops,
+                mbps: f.mbps,
+                lat_us: f.lat_us,
+                read_lat_us: f.read_lat_us,
+                write_lat_us: f.write_lat_us,
+            });
+        }
+        if let Some(t) = &tokio_result {
+            peers.push(Column {
+                name: "tokio-uring",
+                iops: t.iops,
+                mbps: t.mbps,
+                lat_us: t.lat_us,
+                read_lat_us: t.read_lat_us,
+                write_lat_us: t.write_lat_us,
+            });
+        }
+        print_table(&workload, &result, &peers);
+        if let Some(fio) = &fio_result {
+            println!("{}: {}", fio.version, fio.command);
+        }
     }
     if result.errors > 0 {
         bail!(
@@ -190,45 +226,61 @@ fn engine_command(args: EngineArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_table(workload: &Workload, result: &engine::EngineResult, fio: Option<&fio::FioResult>) {
-    let header = match fio {
-        Some(_) => format!(
-            "{:<22}{:>12}{:>12}{:>12}",
-            "", "engine", "fio", "engine/fio"
-        ),
-        None => format!("{:<22}{:>12}", "", "engine"),
-    };
+/// One measured system in the side-by-side table.
+struct Column {
+    name: &'static str,
+    iops: f64,
+    mbps: f64,
+    lat_us: Percentiles,
+    read_lat_us: Option<Percentiles>,
+    write_lat_us: Option<Percentiles>,
+}
+
+fn print_table(workload: &Workload, result: &engine::EngineResult, peers: &[Column]) {
+    let mut header = format!("{:<22}{:>12}", "", "engine");
+    for peer in peers {
+        header += &format!("{:>13}", peer.name);
+    }
+    for peer in peers {
+        header += &format!("{:>19}", format!("engine/{}", peer.name));
+    }
     println!("{header}");
-    let row = |label: &str, ours: f64, theirs: Option<f64>| match theirs {
-        Some(theirs) => println!(
-            "{label:<22}{ours:>12.1}{theirs:>12.1}{:>12.2}",
-            ours / theirs
-        ),
-        None => println!("{label:<22}{ours:>12.1}"),
+    let row = |label: &str, ours: f64, theirs: &[Option<f64>]| {
+        let mut line = format!("{label:<22}{ours:>12.1}");
+        for value in theirs {
+            line += &match value {
+                Some(v) => format!("{v:>13.1}"),
+                None => format!("{:>13}", "-"),
+            };
+        }
+        for value in theirs {
+            line += &match value {
+                Some(v) => format!("{:>19.2}", ours / v),
+                None => format!("{:>19}", "-"),
+            };
+        }
+        println!("{line}");
     };
-    row("IOPS", result.iops, fio.map(|f| f.iops));
-    row("MB/s", result.mbps, fio.map(|f| f.mbps));
-    let directions: Vec<(&str, Option<Percentiles>, Option<Percentiles>)> =
+    let values = |pick: &dyn Fn(&Column) -> Option<f64>| -> Vec<Option<f64>> {
+        peers.iter().map(pick).collect()
+    };
+    row("IOPS", result.iops, &values(&|c| Some(c.iops)));
+    row("MB/s", result.mbps, &values(&|c| Some(c.mbps)));
+    type Pick = fn(&Column) -> Option<Percentiles>;
+    let directions: Vec<(&str, Option<Percentiles>, Pick)> =
         if workload.pattern.reads() && workload.pattern.writes() {
             vec![
-                ("read", result.read_lat_us, fio.and_then(|f| f.read_lat_us)),
-                (
-                    "write",
-                    result.write_lat_us,
-                    fio.and_then(|f| f.write_lat_us),
-                ),
+                ("read ", result.read_lat_us, |c| c.read_lat_us),
+                ("write ", result.write_lat_us, |c| c.write_lat_us),
             ]
         } else {
-            vec![("", Some(result.lat_us), fio.map(|f| f.lat_us))]
+            vec![("", Some(result.lat_us), |c| Some(c.lat_us))]
         };
-    for (direction, ours, theirs) in directions {
+    for (direction, ours, pick) in directions {
         let Some(ours) = ours else { continue };
         for (i, (name, value)) in ours.rows().into_iter().enumerate() {
-            let label = format!(
-                "{direction}{}lat {name} (us)",
-                if direction.is_empty() { "" } else { " " }
-            );
-            row(&label, value, theirs.map(|t| t.rows()[i].1));
+            let theirs = values(&|c| pick(c).map(|p| p.rows()[i].1));
+            row(&format!("{direction}lat {name} (us)"), value, &theirs);
         }
     }
     println!(
@@ -239,7 +291,4 @@ fn print_table(workload: &Workload, result: &engine::EngineResult, fio: Option<&
         result.registered_buffers,
         result.registered_file
     );
-    if let Some(fio) = fio {
-        println!("{}: {}", fio.version, fio.command);
-    }
 }
