@@ -13,7 +13,7 @@ use serde::Serialize;
 use vexfs_engine::{BlockDevice, IoOp, QueueConfig, UringDevice, UringOptions};
 
 use crate::latency::{new_histogram, Percentiles};
-use crate::rng::Rng;
+use vexfs_engine::pattern::Rng;
 
 /// Threads one run may use.
 pub const THREADS_MAX: usize = 256;
@@ -342,7 +342,9 @@ fn run_thread(
                 Pattern::Randrw => rng.below(100) >= RANDRW_READ_PERCENT,
             };
             let offset = block * workload.block_bytes;
-            issued_at[index] = now;
+            // Stamped per I/O: with submit_batch 1 each push is a syscall,
+            // so a shared stamp would charge later I/Os for earlier submits.
+            issued_at[index] = Instant::now();
             is_write[index] = write;
             if write {
                 queue.write_from_buffer(index, offset, block_bytes, false, index as u64)?;

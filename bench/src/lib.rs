@@ -5,5 +5,4 @@
 pub mod engine;
 pub mod fio;
 pub mod latency;
-pub mod rng;
 pub mod tokio_uring_peer;

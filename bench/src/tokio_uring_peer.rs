@@ -19,7 +19,7 @@ use vexfs_engine::AlignedBuf;
 
 use crate::engine::{Pattern, Workload, RANDRW_READ_PERCENT};
 use crate::latency::{new_histogram, Percentiles};
-use crate::rng::Rng;
+use vexfs_engine::pattern::Rng;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TokioUringResult {

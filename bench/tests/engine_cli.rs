@@ -160,37 +160,20 @@ fn compare_tokio_uring_runs_the_same_workload() {
 #[test]
 fn bad_arguments_are_refused_with_the_flag_named() {
     let file = Scratch::new("bench-bad");
-    let output = bench(&["engine", "--path", file.path(), "--seconds", "0.1"]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--size"));
-
-    let output = bench(&[
-        "engine",
-        "--path",
-        file.path(),
-        "--size",
-        "1M",
-        "--bs",
-        "1000",
-        "--seconds",
-        "0.1",
-    ]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--bs"));
-
-    let output = bench(&[
-        "engine",
-        "--path",
-        file.path(),
-        "--size",
-        "1M",
-        "--qd",
-        "0",
-        "--seconds",
-        "0.1",
-    ]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("queue_depth"));
+    let cases: [(&[&str], &str); 4] = [
+        (&[], "--size"),
+        (&["--size", "1M", "--bs", "1000"], "--bs"),
+        (&["--size", "1M", "--qd", "0"], "queue_depth"),
+        (&["--size", "1M", "--threads", "0"], "--threads"),
+    ];
+    for (extra, named) in cases {
+        let mut args = vec!["engine", "--path", file.path(), "--seconds", "0.1"];
+        args.extend_from_slice(extra);
+        let output = bench(&args);
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

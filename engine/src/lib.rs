@@ -32,6 +32,7 @@
 pub mod buffer;
 pub mod device;
 pub mod error;
+pub mod pattern;
 pub mod probe;
 pub mod queue;
 pub mod ram;

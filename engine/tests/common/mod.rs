@@ -105,66 +105,7 @@ impl Drop for SmallTmpfs {
     }
 }
 
-/// xorshift64*: a fast deterministic generator for offsets and payloads.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+pub use vexfs_engine::pattern::{check_block, fill_block, Rng};
 
 /// Bytes per patterned block.
 pub const BLOCK: usize = 4096;
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Fills one block: [block number][generation][checksum of the rest][payload].
-pub fn fill_block(block: &mut [u8], number: u64, generation: u64) {
-    let mut rng = Rng::new(number ^ generation.rotate_left(32));
-    for chunk in block[24..].chunks_mut(8) {
-        let word = rng.next().to_le_bytes();
-        chunk.copy_from_slice(&word[..chunk.len()]);
-    }
-    block[0..8].copy_from_slice(&number.to_le_bytes());
-    block[8..16].copy_from_slice(&generation.to_le_bytes());
-    let sum = fnv1a(&block[24..]) ^ number ^ generation;
-    block[16..24].copy_from_slice(&sum.to_le_bytes());
-}
-
-/// Checks a block written by [`fill_block`]; returns its generation.
-pub fn check_block(block: &[u8], number: u64) -> Result<u64, String> {
-    let word = |i: usize| u64::from_le_bytes(block[i * 8..i * 8 + 8].try_into().unwrap());
-    let (stored_number, generation, sum) = (word(0), word(1), word(2));
-    if stored_number != number {
-        return Err(format!("block {number} holds block {stored_number}'s data"));
-    }
-    if fnv1a(&block[24..]) ^ number ^ generation != sum {
-        return Err(format!(
-            "block {number} generation {generation}: checksum mismatch"
-        ));
-    }
-    let mut expected = vec![0u8; block.len()];
-    fill_block(&mut expected, number, generation);
-    if expected != block {
-        return Err(format!(
-            "block {number} generation {generation}: payload differs"
-        ));
-    }
-    Ok(generation)
-}
