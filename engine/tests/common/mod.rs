@@ -72,7 +72,28 @@ impl Drop for LoopDevice {
         let status = Command::new("losetup").arg("-d").arg(&self.device).status();
         if !matches!(status, Ok(s) if s.success()) {
             eprintln!("warning: could not detach {}", self.device.display());
+            return;
         }
+        // io_uring closes registered files after the ring is gone, so the
+        // device may still be open and the kernel detaches it at last close.
+        // Wait for that, so that the backing file is free when we return.
+        let name = self
+            .device
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let backing = PathBuf::from(format!("/sys/block/{name}/loop/backing_file"));
+        for _ in 0..100 {
+            if !backing.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        eprintln!(
+            "warning: {} still attached 5 s after losetup -d",
+            self.device.display()
+        );
     }
 }
 
@@ -100,7 +121,23 @@ impl SmallTmpfs {
 
 impl Drop for SmallTmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        // Files closed by io_uring teardown may keep it busy for a moment.
+        for _ in 0..100 {
+            let unmounted = Command::new("umount")
+                .arg(&self.dir)
+                .stderr(std::process::Stdio::null())
+                .status();
+            if matches!(unmounted, Ok(s) if s.success()) {
+                let _ = std::fs::remove_dir(&self.dir);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        eprintln!(
+            "warning: {} busy for 5 s; detaching it lazily",
+            self.dir.display()
+        );
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
