@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use vexfs_engine::{BlockDevice, IoOp, QueueConfig, UringDevice, UringOptions};
 
-use crate::latency::{new_histogram, Percentiles};
+use crate::latency::{new_histogram, Measurement};
 use vexfs_engine::pattern::Rng;
 
 /// Threads one run may use.
@@ -39,6 +39,15 @@ impl Pattern {
 
     pub fn reads(self) -> bool {
         !matches!(self, Pattern::Randwrite | Pattern::Write)
+    }
+
+    /// Whether the next I/O writes (`randrw`: [`RANDRW_READ_PERCENT`] % reads).
+    pub fn next_is_write(self, rng: &mut Rng) -> bool {
+        match self {
+            Pattern::Randread | Pattern::Read => false,
+            Pattern::Randwrite | Pattern::Write => true,
+            Pattern::Randrw => rng.below(100) >= RANDRW_READ_PERCENT,
+        }
     }
 
     pub fn random(self) -> bool {
@@ -102,14 +111,11 @@ pub struct Workload {
 /// What one engine run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineResult {
+    #[serde(flatten)]
+    pub measured: Measurement,
     pub ios: u64,
     pub errors: u64,
     pub seconds: f64,
-    pub iops: f64,
-    pub mbps: f64,
-    pub lat_us: Percentiles,
-    pub read_lat_us: Option<Percentiles>,
-    pub write_lat_us: Option<Percentiles>,
     pub registered_buffers: bool,
     pub registered_file: bool,
     pub first_error: Option<String>,
@@ -246,46 +252,31 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
         .collect();
     let mut read = new_histogram();
     let mut write = new_histogram();
-    let mut result = EngineResult {
-        ios: 0,
-        errors: 0,
-        seconds: 0.0,
-        iops: 0.0,
-        mbps: 0.0,
-        lat_us: Percentiles::default(),
-        read_lat_us: None,
-        write_lat_us: None,
-        registered_buffers: true,
-        registered_file: true,
-        first_error: None,
-    };
-    let mut bytes = 0;
+    let (mut ios, mut errors, mut bytes) = (0, 0, 0);
+    let (mut registered_buffers, mut registered_file) = (true, true);
+    let mut first_error = None;
     for worker in workers {
         let thread = worker.join().expect("benchmark thread panicked")?;
         read.add(&thread.read).expect("same histogram bounds");
         write.add(&thread.write).expect("same histogram bounds");
-        result.ios += thread.ios;
-        result.errors += thread.errors;
+        ios += thread.ios;
+        errors += thread.errors;
         bytes += thread.bytes;
-        result.registered_buffers &= thread.registered_buffers;
-        result.registered_file &= thread.registered_file;
-        if result.first_error.is_none() {
-            result.first_error = thread.first_error;
-        }
+        registered_buffers &= thread.registered_buffers;
+        registered_file &= thread.registered_file;
+        first_error = first_error.or(thread.first_error);
     }
-    result.seconds = started.elapsed().as_secs_f64();
-    result.iops = result.ios as f64 / result.seconds;
-    result.mbps = bytes as f64 / result.seconds / 1e6;
-    let mut all = read.clone();
-    all.add(&write).expect("same histogram bounds");
-    result.lat_us = Percentiles::from_histogram(&all);
-    if workload.pattern.reads() {
-        result.read_lat_us = Some(Percentiles::from_histogram(&read));
-    }
-    if workload.pattern.writes() {
-        result.write_lat_us = Some(Percentiles::from_histogram(&write));
-    }
-    Ok(result)
+    let seconds = started.elapsed().as_secs_f64();
+    let directions = (workload.pattern.reads(), workload.pattern.writes());
+    Ok(EngineResult {
+        measured: Measurement::from_histograms(&read, &write, directions, ios, bytes, seconds),
+        ios,
+        errors,
+        seconds,
+        registered_buffers,
+        registered_file,
+        first_error,
+    })
 }
 
 fn run_thread(
@@ -336,11 +327,7 @@ fn run_thread(
                 sequential_next = (sequential_next + 1) % blocks;
                 block
             };
-            let write = match workload.pattern {
-                Pattern::Randread | Pattern::Read => false,
-                Pattern::Randwrite | Pattern::Write => true,
-                Pattern::Randrw => rng.below(100) >= RANDRW_READ_PERCENT,
-            };
+            let write = workload.pattern.next_is_write(&mut rng);
             let offset = block * workload.block_bytes;
             // Stamped per I/O: with submit_batch 1 each push is a syscall,
             // so a shared stamp would charge later I/Os for earlier submits.

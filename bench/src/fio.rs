@@ -7,20 +7,18 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::{Workload, RANDRW_READ_PERCENT};
-use crate::latency::Percentiles;
+use crate::engine::{Pattern, Workload, RANDRW_READ_PERCENT};
+use crate::latency::{Measurement, Percentiles};
 
 /// What fio measured, in the engine report's units.
 #[derive(Clone, Debug, Serialize)]
 pub struct FioResult {
-    pub iops: f64,
-    pub mbps: f64,
-    /// Submission-to-completion latency (fio `lat`, with `lat_percentiles=1`)
-    /// of reads, or of writes when the workload only writes. fio cannot merge
-    /// read and write percentiles, so `randrw` compares them per direction.
-    pub lat_us: Percentiles,
-    pub read_lat_us: Option<Percentiles>,
-    pub write_lat_us: Option<Percentiles>,
+    /// Submission-to-completion latency (fio `lat`, with `lat_percentiles=1`).
+    /// fio cannot merge read and write percentiles, so `lat_us` holds the
+    /// reads (writes when the workload only writes) and `randrw` compares
+    /// per direction.
+    #[serde(flatten)]
+    pub measured: Measurement,
     pub version: String,
     pub command: String,
 }
@@ -52,7 +50,7 @@ pub fn command(path: &Path, workload: &Workload) -> Vec<String> {
         "--percentile_list=50:90:99:99.9".into(),
         "--output-format=json".into(),
     ];
-    if workload.pattern.fio_name() == "randrw" {
+    if workload.pattern == Pattern::Randrw {
         args.push(format!("--rwmixread={RANDRW_READ_PERCENT}"));
     }
     if workload.submit_batch > 0 {
@@ -138,11 +136,13 @@ pub fn parse(json: &str) -> Result<FioResult> {
         bail!("fio completed no I/O");
     };
     Ok(FioResult {
-        iops,
-        mbps: bytes_per_second / 1e6,
-        lat_us,
-        read_lat_us: read_lat,
-        write_lat_us: write_lat,
+        measured: Measurement {
+            iops,
+            mbps: bytes_per_second / 1e6,
+            lat_us,
+            read_lat_us: read_lat,
+            write_lat_us: write_lat,
+        },
         version: String::new(),
         command: String::new(),
     })
@@ -160,12 +160,12 @@ mod tests {
                   "99.000000":60000,"99.900000":70000}}},
           "write":{"total_ios":0,"iops":0,"bw_bytes":0,"lat_ns":{"max":0}}}]}"#;
         let result = parse(json).unwrap();
-        assert_eq!(result.iops, 2000.5);
-        assert!((result.mbps - 8.194048).abs() < 1e-9);
-        assert_eq!(result.lat_us.p50, 40.0);
-        assert_eq!(result.lat_us.p999, 70.0);
-        assert_eq!(result.lat_us.max, 90.0);
-        assert!(result.write_lat_us.is_none());
+        assert_eq!(result.measured.iops, 2000.5);
+        assert!((result.measured.mbps - 8.194048).abs() < 1e-9);
+        assert_eq!(result.measured.lat_us.p50, 40.0);
+        assert_eq!(result.measured.lat_us.p999, 70.0);
+        assert_eq!(result.measured.lat_us.max, 90.0);
+        assert!(result.measured.write_lat_us.is_none());
     }
 
     #[test]

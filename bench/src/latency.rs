@@ -12,7 +12,7 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 /// Percentiles in microseconds.
-#[derive(Clone, Copy, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
@@ -42,6 +42,41 @@ impl Percentiles {
             ("p99.9", self.p999),
             ("max", self.max),
         ]
+    }
+}
+
+/// Throughput and latency of one system on one workload: what every
+/// column of a side-by-side table holds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Measurement {
+    pub iops: f64,
+    /// 10^6 bytes per second.
+    pub mbps: f64,
+    /// All I/Os (for fio, which cannot merge directions: reads, else writes).
+    pub lat_us: Percentiles,
+    pub read_lat_us: Option<Percentiles>,
+    pub write_lat_us: Option<Percentiles>,
+}
+
+impl Measurement {
+    /// From per-direction histograms; a direction the workload never does is `None`.
+    pub fn from_histograms(
+        read: &Histogram<u64>,
+        write: &Histogram<u64>,
+        (reads, writes): (bool, bool),
+        ios: u64,
+        bytes: u64,
+        seconds: f64,
+    ) -> Self {
+        let mut all = read.clone();
+        all.add(write).expect("histograms share their bounds");
+        Self {
+            iops: ios as f64 / seconds,
+            mbps: bytes as f64 / seconds / 1e6,
+            lat_us: Percentiles::from_histogram(&all),
+            read_lat_us: reads.then(|| Percentiles::from_histogram(read)),
+            write_lat_us: writes.then(|| Percentiles::from_histogram(write)),
+        }
     }
 }
 

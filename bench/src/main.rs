@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use vexfs_bench::engine::{self, Pattern, Workload};
 use vexfs_bench::fio;
-use vexfs_bench::latency::Percentiles;
+use vexfs_bench::latency::{Measurement, Percentiles};
 use vexfs_bench::tokio_uring_peer;
 use vexfs_engine::{parse_size, BackingKind, BlockDevice, UringDevice, UringOptions};
 
@@ -158,10 +158,10 @@ fn engine_command(args: EngineArgs) -> Result<()> {
     if args.json {
         let ratio = fio_result.as_ref().map(|f| {
             json!({
-                "iops": result.iops / f.iops,
-                "mbps": result.mbps / f.mbps,
-                "lat_p50": result.lat_us.p50 / f.lat_us.p50,
-                "lat_p99": result.lat_us.p99 / f.lat_us.p99,
+                "iops": result.measured.iops / f.measured.iops,
+                "mbps": result.measured.mbps / f.measured.mbps,
+                "lat_p50": result.measured.lat_us.p50 / f.measured.lat_us.p50,
+                "lat_p99": result.measured.lat_us.p99 / f.measured.lat_us.p99,
             })
         });
         let report = json!({
@@ -177,11 +177,11 @@ fn engine_command(args: EngineArgs) -> Result<()> {
             "seconds": result.seconds,
             "ios": result.ios,
             "errors": result.errors,
-            "iops": result.iops,
-            "mbps": result.mbps,
-            "lat_us": result.lat_us,
-            "read_lat_us": result.read_lat_us,
-            "write_lat_us": result.write_lat_us,
+            "iops": result.measured.iops,
+            "mbps": result.measured.mbps,
+            "lat_us": result.measured.lat_us,
+            "read_lat_us": result.measured.read_lat_us,
+            "write_lat_us": result.measured.write_lat_us,
             "registered_buffers": result.registered_buffers,
             "registered_file": result.registered_file,
             "fio": fio_result,
@@ -190,26 +190,12 @@ fn engine_command(args: EngineArgs) -> Result<()> {
         });
         println!("{report}");
     } else {
-        let mut peers = Vec::new();
+        let mut peers: Vec<(&str, &Measurement)> = Vec::new();
         if let Some(f) = &fio_result {
-            peers.push(Column {
-                name: "fio",
-                iops: f.iops,
-                mbps: f.mbps,
-                lat_us: f.lat_us,
-                read_lat_us: f.read_lat_us,
-                write_lat_us: f.write_lat_us,
-            });
+            peers.push(("fio", &f.measured));
         }
         if let Some(t) = &tokio_result {
-            peers.push(Column {
-                name: "tokio-uring",
-                iops: t.iops,
-                mbps: t.mbps,
-                lat_us: t.lat_us,
-                read_lat_us: t.read_lat_us,
-                write_lat_us: t.write_lat_us,
-            });
+            peers.push(("tokio-uring", &t.measured));
         }
         print_table(&workload, &result, &peers);
         if let Some(fio) = &fio_result {
@@ -226,23 +212,13 @@ fn engine_command(args: EngineArgs) -> Result<()> {
     Ok(())
 }
 
-/// One measured system in the side-by-side table.
-struct Column {
-    name: &'static str,
-    iops: f64,
-    mbps: f64,
-    lat_us: Percentiles,
-    read_lat_us: Option<Percentiles>,
-    write_lat_us: Option<Percentiles>,
-}
-
-fn print_table(workload: &Workload, result: &engine::EngineResult, peers: &[Column]) {
+fn print_table(workload: &Workload, result: &engine::EngineResult, peers: &[(&str, &Measurement)]) {
     let mut header = format!("{:<22}{:>12}", "", "engine");
-    for peer in peers {
-        header += &format!("{:>13}", peer.name);
+    for (name, _) in peers {
+        header += &format!("{name:>13}");
     }
-    for peer in peers {
-        header += &format!("{:>19}", format!("engine/{}", peer.name));
+    for (name, _) in peers {
+        header += &format!("{:>19}", format!("engine/{name}"));
     }
     println!("{header}");
     let row = |label: &str, ours: f64, theirs: &[Option<f64>]| {
@@ -261,20 +237,21 @@ fn print_table(workload: &Workload, result: &engine::EngineResult, peers: &[Colu
         }
         println!("{line}");
     };
-    let values = |pick: &dyn Fn(&Column) -> Option<f64>| -> Vec<Option<f64>> {
-        peers.iter().map(pick).collect()
+    let values = |pick: &dyn Fn(&Measurement) -> Option<f64>| -> Vec<Option<f64>> {
+        peers.iter().map(|(_, m)| pick(m)).collect()
     };
-    row("IOPS", result.iops, &values(&|c| Some(c.iops)));
-    row("MB/s", result.mbps, &values(&|c| Some(c.mbps)));
-    type Pick = fn(&Column) -> Option<Percentiles>;
+    let ours = &result.measured;
+    row("IOPS", ours.iops, &values(&|c| Some(c.iops)));
+    row("MB/s", ours.mbps, &values(&|c| Some(c.mbps)));
+    type Pick = fn(&Measurement) -> Option<Percentiles>;
     let directions: Vec<(&str, Option<Percentiles>, Pick)> =
         if workload.pattern.reads() && workload.pattern.writes() {
             vec![
-                ("read ", result.read_lat_us, |c| c.read_lat_us),
-                ("write ", result.write_lat_us, |c| c.write_lat_us),
+                ("read ", ours.read_lat_us, |c| c.read_lat_us),
+                ("write ", ours.write_lat_us, |c| c.write_lat_us),
             ]
         } else {
-            vec![("", Some(result.lat_us), |c| Some(c.lat_us))]
+            vec![("", Some(ours.lat_us), |c| Some(c.lat_us))]
         };
     for (direction, ours, pick) in directions {
         let Some(ours) = ours else { continue };

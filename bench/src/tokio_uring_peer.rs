@@ -17,19 +17,16 @@ use tokio_uring::buf::fixed::FixedBufRegistry;
 use tokio_uring::buf::{IoBuf, IoBufMut};
 use vexfs_engine::AlignedBuf;
 
-use crate::engine::{Pattern, Workload, RANDRW_READ_PERCENT};
-use crate::latency::{new_histogram, Percentiles};
+use crate::engine::Workload;
+use crate::latency::{new_histogram, Measurement};
 use vexfs_engine::pattern::Rng;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TokioUringResult {
+    #[serde(flatten)]
+    pub measured: Measurement,
     pub ios: u64,
     pub errors: u64,
-    pub iops: f64,
-    pub mbps: f64,
-    pub lat_us: Percentiles,
-    pub read_lat_us: Option<Percentiles>,
-    pub write_lat_us: Option<Percentiles>,
 }
 
 /// An engine buffer lent to tokio-uring (its Vec<u8> is not page aligned).
@@ -77,23 +74,13 @@ pub fn run(path: &Path, workload: &Workload) -> Result<TokioUringResult> {
         ios += outcome.ios;
         errors += outcome.errors;
     }
-    let mut all = read.clone();
-    all.add(&write).expect("same histogram bounds");
     let seconds = started.elapsed().as_secs_f64();
+    let directions = (workload.pattern.reads(), workload.pattern.writes());
+    let bytes = ios * workload.block_bytes;
     Ok(TokioUringResult {
+        measured: Measurement::from_histograms(&read, &write, directions, ios, bytes, seconds),
         ios,
         errors,
-        iops: ios as f64 / seconds,
-        mbps: (ios * workload.block_bytes) as f64 / seconds / 1e6,
-        lat_us: Percentiles::from_histogram(&all),
-        read_lat_us: workload
-            .pattern
-            .reads()
-            .then(|| Percentiles::from_histogram(&read)),
-        write_lat_us: workload
-            .pattern
-            .writes()
-            .then(|| Percentiles::from_histogram(&write)),
     })
 }
 
@@ -153,11 +140,7 @@ fn run_thread(
                             sequential += depth as u64;
                             block
                         };
-                        let write = match workload.pattern {
-                            Pattern::Randread | Pattern::Read => false,
-                            Pattern::Randwrite | Pattern::Write => true,
-                            Pattern::Randrw => rng.below(100) >= RANDRW_READ_PERCENT,
-                        };
+                        let write = workload.pattern.next_is_write(&mut rng);
                         let buf = registry.check_out(slot).expect("each task owns its buffer");
                         let offset = block * workload.block_bytes;
                         let issued = Instant::now();

@@ -17,6 +17,12 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// Checks every op of a batch, so that a bad op fails the batch before any I/O.
+    pub fn check_ops(&self, ops: &[IoOp<'_>]) -> Result<()> {
+        ops.iter()
+            .try_for_each(|op| self.check_range(op.offset(), op.len() as u64))
+    }
+
     /// Checks that `[offset, offset + len)` is whole logical blocks inside the device.
     pub fn check_range(&self, offset: u64, len: u64) -> Result<()> {
         let block = u64::from(self.logical_block_bytes);

@@ -85,9 +85,7 @@ impl BlockDevice for RamDevice {
     }
 
     fn submit(&self, ops: &mut [IoOp<'_>]) -> Result<()> {
-        for op in ops.iter() {
-            self.geometry.check_range(op.offset(), op.len() as u64)?;
-        }
+        self.geometry.check_ops(ops)?;
         for op in ops.iter_mut() {
             match op {
                 IoOp::Read { offset, buf } => {

@@ -328,8 +328,8 @@ impl BlockDevice for UringDevice {
 
     fn submit(&self, ops: &mut [IoOp<'_>]) -> Result<()> {
         // Check the whole batch first: a bad op leaves the device untouched.
+        self.geometry.check_ops(ops)?;
         for op in ops.iter() {
-            self.geometry.check_range(op.offset(), op.len() as u64)?;
             if self.options.read_only && matches!(op, IoOp::Write { .. }) {
                 return Err(Error::Io {
                     op: "write",
