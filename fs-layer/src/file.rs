@@ -1,0 +1,561 @@
+//! File data (FORMAT.md §8): extents in the tree, data written straight to
+//! the device through the engine. A write allocates blocks and records the
+//! extent under the metadata lock, then writes the data with no lock but the
+//! file's own and the shared commit gate, so the commit that makes the
+//! extent reachable always follows the data (ordered mode).
+
+use std::sync::atomic::Ordering;
+
+use vexfs_engine::{AlignedBuf, IoOp};
+
+use crate::btree;
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::fs::{now, Fs};
+use crate::store::Store;
+
+pub const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
+pub const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
+
+/// Extents that overlap logical blocks [first, last], in order.
+pub(crate) fn overlapping(st: &mut Store, ino: u64, first: u64, last: u64) -> Result<Vec<Extent>> {
+    let mut out = Vec::new();
+    btree::scan(
+        st,
+        Key::new(ino, Kind::Extent, first),
+        Key::new(ino, Kind::Extent, u64::MAX),
+        &mut |key, raw| {
+            let extent = Extent::decode(&key, raw)?;
+            if extent.logical > last {
+                return Ok(false);
+            }
+            out.push(extent);
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}
+
+fn put_extent(st: &mut Store, ino: u64, e: &Extent) -> Result<()> {
+    btree::insert(
+        st,
+        Key::new(ino, Kind::Extent, e.last_logical()),
+        e.encode(),
+    )
+}
+
+fn remove_extent(st: &mut Store, ino: u64, e: &Extent) -> Result<()> {
+    btree::remove(st, &Key::new(ino, Kind::Extent, e.last_logical()))?;
+    Ok(())
+}
+
+/// Inserts an extent, merging it with a neighbour that continues it on disk.
+fn map(st: &mut Store, ino: u64, mut e: Extent) -> Result<()> {
+    if e.logical > 0 {
+        if let Some(raw) = btree::get(st, &Key::new(ino, Kind::Extent, e.logical - 1))? {
+            let left = Extent::decode(&Key::new(ino, Kind::Extent, e.logical - 1), &raw)?;
+            if left.physical + left.len == e.physical
+                && left.flags == e.flags
+                && left.len + e.len <= EXTENT_BLOCKS_MAX
+            {
+                remove_extent(st, ino, &left)?;
+                e = Extent {
+                    logical: left.logical,
+                    physical: left.physical,
+                    len: left.len + e.len,
+                    flags: e.flags,
+                };
+            }
+        }
+    }
+    if let Some(right) = overlapping(st, ino, e.end_logical(), e.end_logical())?
+        .first()
+        .copied()
+    {
+        if right.logical == e.end_logical()
+            && e.physical + e.len == right.physical
+            && right.flags == e.flags
+            && right.len + e.len <= EXTENT_BLOCKS_MAX
+        {
+            remove_extent(st, ino, &right)?;
+            e.len += right.len;
+        }
+    }
+    put_extent(st, ino, &e)
+}
+
+/// Removes the mapping of logical blocks [first, last]; extents that stick
+/// out are trimmed. Returns the removed pieces (their blocks still allocated).
+fn cut(st: &mut Store, ino: u64, first: u64, last: u64) -> Result<Vec<Extent>> {
+    let mut removed = Vec::new();
+    for e in overlapping(st, ino, first, last)? {
+        remove_extent(st, ino, &e)?;
+        let lo = e.logical.max(first);
+        let hi = e.last_logical().min(last);
+        if e.logical < lo {
+            put_extent(
+                st,
+                ino,
+                &Extent {
+                    len: lo - e.logical,
+                    ..e
+                },
+            )?;
+        }
+        if e.last_logical() > hi {
+            let skip = hi + 1 - e.logical;
+            put_extent(
+                st,
+                ino,
+                &Extent {
+                    logical: hi + 1,
+                    physical: e.physical + skip,
+                    len: e.len - skip,
+                    flags: e.flags,
+                },
+            )?;
+        }
+        removed.push(Extent {
+            logical: lo,
+            physical: e.physical + (lo - e.logical),
+            len: hi - lo + 1,
+            flags: e.flags,
+        });
+    }
+    Ok(removed)
+}
+
+/// Unmaps and frees every block from logical block `first` on; returns how many were freed.
+pub(crate) fn unmap(st: &mut Store, ino: u64, first: u64) -> Result<u64> {
+    let mut freed = 0;
+    for piece in cut(st, ino, first, u64::MAX - 1)? {
+        st.free(piece.physical, piece.len)?;
+        freed += piece.len;
+    }
+    Ok(freed)
+}
+
+/// One contiguous run of the request as it lies on disk.
+struct Run {
+    logical: u64,
+    physical: u64,
+    len: u64,
+    /// No data of the file is there yet: partial blocks are padded with zeros, not read.
+    fresh: bool,
+}
+
+impl Fs {
+    fn regular_file(st: &mut Store, ino: u64) -> Result<InodeRecord> {
+        let record = Fs::inode(st, ino)?;
+        if record.is_dir() {
+            return Err(Error::refused(libc::EISDIR, "is a directory"));
+        }
+        if !record.is_reg() && !record.is_symlink() {
+            return Err(Error::refused(libc::EINVAL, "not a regular file"));
+        }
+        Ok(record)
+    }
+
+    pub fn read(&self, ino: u64, offset: u64, size: usize) -> Result<Vec<u8>> {
+        let file = self.file_state(ino);
+        let _io = file.io.read().unwrap_or_else(|p| p.into_inner());
+        let (len, extents) = {
+            let mut st = self.lock();
+            let record = Fs::regular_file(&mut st, ino)?;
+            if offset >= record.size || size == 0 {
+                return Ok(Vec::new());
+            }
+            let len = (size as u64).min(record.size - offset);
+            let first = offset / BLOCK_BYTES_U64;
+            let last = (offset + len - 1) / BLOCK_BYTES_U64;
+            (len, overlapping(&mut st, ino, first, last)?)
+        };
+        let first = offset / BLOCK_BYTES_U64;
+        let last = (offset + len - 1) / BLOCK_BYTES_U64;
+        let mut buf = AlignedBuf::zeroed(((last - first + 1) * BLOCK_BYTES_U64) as usize);
+        {
+            let mut rest = &mut buf[..];
+            let mut at = first;
+            let mut ops = Vec::new();
+            for e in extents.iter().filter(|e| !e.unwritten()) {
+                let lo = e.logical.max(first);
+                let hi = e.last_logical().min(last);
+                let (_, tail) =
+                    std::mem::take(&mut rest).split_at_mut(((lo - at) * BLOCK_BYTES_U64) as usize);
+                let (piece, tail) = tail.split_at_mut(((hi - lo + 1) * BLOCK_BYTES_U64) as usize);
+                ops.push(IoOp::Read {
+                    offset: (e.physical + (lo - e.logical)) * BLOCK_BYTES_U64,
+                    buf: piece,
+                });
+                rest = tail;
+                at = hi + 1;
+            }
+            self.dev.submit(&mut ops)?;
+        }
+        let skip = (offset - first * BLOCK_BYTES_U64) as usize;
+        Ok(buf[skip..skip + len as usize].to_vec())
+    }
+
+    /// Writes `data` at `offset`, allocating what is not yet mapped. Returns bytes written.
+    pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| e <= FILE_BYTES_MAX);
+        let Some(end) = end else {
+            return Err(Error::refused(
+                libc::EFBIG,
+                format!("write past FILE_BYTES_MAX {FILE_BYTES_MAX}"),
+            ));
+        };
+        let file = self.file_state(ino);
+        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let first = offset / BLOCK_BYTES_U64;
+            let last = (end - 1) / BLOCK_BYTES_U64;
+            let runs = {
+                let mut st = self.lock();
+                Fs::regular_file(&mut st, ino)?;
+                self.plan_write(&mut st, ino, first, last)?
+            };
+            // On failure the extents stay (their blocks are the file's now),
+            // but the size does not grow over data that never arrived.
+            self.write_runs(&runs, first, offset, data)?;
+            let mut st = self.lock();
+            let mut record = Fs::inode(&mut st, ino)?;
+            record.size = record.size.max(end);
+            let t = now();
+            record.mtime = t;
+            record.ctime = t;
+            if record.mode & (libc::S_ISUID | libc::S_ISGID) != 0 && record.is_reg() {
+                // A write by anyone drops set-ID bits, as the kernel does for
+                // filesystems that do not handle killpriv themselves.
+                record.mode &= !libc::S_ISUID;
+                if record.mode & libc::S_IXGRP != 0 {
+                    record.mode &= !libc::S_ISGID;
+                }
+            }
+            Fs::put_inode(&mut st, ino, &record)?;
+        }
+        self.commit_if_large()?;
+        Ok(data.len())
+    }
+
+    /// Maps logical blocks [first, last] for writing: holes get new blocks,
+    /// unwritten extents become written. All allocation happens before any
+    /// mapping changes, so ENOSPC leaves the file as it was.
+    fn plan_write(&self, st: &mut Store, ino: u64, first: u64, last: u64) -> Result<Vec<Run>> {
+        let existing = overlapping(st, ino, first, last)?;
+        let mut holes = Vec::new();
+        let mut at = first;
+        for e in &existing {
+            if e.logical > at {
+                holes.push((at, e.logical - 1));
+            }
+            at = e.end_logical();
+        }
+        if at <= last {
+            holes.push((at, last));
+        }
+        let mut goal = existing
+            .first()
+            .map(|e| e.physical + (first.max(e.logical) - e.logical))
+            .unwrap_or(0);
+        if goal == 0 && first > 0 {
+            if let Some(prev) = overlapping(st, ino, first - 1, first - 1)?.first() {
+                goal = prev.physical + prev.len;
+            }
+        }
+        let mut fresh = Vec::new();
+        for &(lo, hi) in &holes {
+            let mut at = lo;
+            while at <= hi {
+                match st.alloc(goal, hi - at + 1) {
+                    Ok((physical, len)) => {
+                        fresh.push(Extent {
+                            logical: at,
+                            physical,
+                            len,
+                            flags: 0,
+                        });
+                        goal = physical + len;
+                        at += len;
+                    }
+                    Err(e) => {
+                        for f in &fresh {
+                            st.free(f.physical, f.len)?;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let mut runs = Vec::new();
+        let mut allocated = 0;
+        for f in &fresh {
+            map(st, ino, *f)?;
+            allocated += f.len;
+            runs.push(Run {
+                logical: f.logical,
+                physical: f.physical,
+                len: f.len,
+                fresh: true,
+            });
+        }
+        for e in existing {
+            let lo = e.logical.max(first);
+            let hi = e.last_logical().min(last);
+            let physical = e.physical + (lo - e.logical);
+            if e.unwritten() {
+                cut(st, ino, lo, hi)?;
+                map(
+                    st,
+                    ino,
+                    Extent {
+                        logical: lo,
+                        physical,
+                        len: hi - lo + 1,
+                        flags: 0,
+                    },
+                )?;
+            }
+            runs.push(Run {
+                logical: lo,
+                physical,
+                len: hi - lo + 1,
+                fresh: e.unwritten(),
+            });
+        }
+        if allocated > 0 {
+            let mut record = Fs::inode(st, ino)?;
+            record.blocks += allocated;
+            Fs::put_inode(st, ino, &record)?;
+        }
+        runs.sort_by_key(|r| r.logical);
+        Ok(runs)
+    }
+
+    /// Writes the data into its runs; partial edge blocks are read first
+    /// (or zero-padded where nothing was written before).
+    fn write_runs(&self, runs: &[Run], first: u64, offset: u64, data: &[u8]) -> Result<()> {
+        let end = offset + data.len() as u64;
+        let mut bufs = Vec::with_capacity(runs.len());
+        for run in runs {
+            let mut buf = AlignedBuf::zeroed((run.len * BLOCK_BYTES_U64) as usize);
+            let run_start = run.logical * BLOCK_BYTES_U64;
+            let run_end = run_start + run.len * BLOCK_BYTES_U64;
+            if !run.fresh {
+                if offset > run_start {
+                    self.dev
+                        .read_at(run.physical * BLOCK_BYTES_U64, &mut buf[..BLOCK_BYTES])?;
+                }
+                if end < run_end {
+                    let at = ((run.len - 1) * BLOCK_BYTES_U64) as usize;
+                    if !(run.len == 1 && offset > run_start) {
+                        self.dev.read_at(
+                            (run.physical + run.len - 1) * BLOCK_BYTES_U64,
+                            &mut buf[at..],
+                        )?;
+                    }
+                }
+            }
+            let lo = offset.max(run_start);
+            let hi = end.min(run_end);
+            buf[(lo - run_start) as usize..(hi - run_start) as usize]
+                .copy_from_slice(&data[(lo - offset) as usize..(hi - offset) as usize]);
+            bufs.push((run.physical, buf));
+        }
+        debug_assert!(runs.first().is_none_or(|r| r.logical == first));
+        let mut ops: Vec<IoOp<'_>> = bufs
+            .iter()
+            .map(|(physical, buf)| IoOp::Write {
+                offset: physical * BLOCK_BYTES_U64,
+                buf: &buf[..],
+                fua: false,
+            })
+            .collect();
+        self.dev.submit(&mut ops)?;
+        self.data_unflushed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Sets the size; shrinking frees the blocks past the end and zeroes the
+    /// tail of the last block, so a later extension reads zeros there.
+    pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
+        if size > FILE_BYTES_MAX {
+            return Err(Error::refused(
+                libc::EFBIG,
+                format!("size {size} exceeds FILE_BYTES_MAX {FILE_BYTES_MAX}"),
+            ));
+        }
+        let file = self.file_state(ino);
+        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            let mut record = Fs::regular_file(&mut st, ino)?;
+            if size < record.size {
+                let keep_blocks = size.div_ceil(BLOCK_BYTES_U64);
+                record.blocks -= unmap(&mut st, ino, keep_blocks)?;
+                if size % BLOCK_BYTES_U64 != 0 {
+                    let tail_block = size / BLOCK_BYTES_U64;
+                    if let Some(e) = overlapping(&mut st, ino, tail_block, tail_block)?
+                        .first()
+                        .filter(|e| !e.unwritten())
+                    {
+                        let physical = e.physical + (tail_block - e.logical);
+                        let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+                        self.dev.read_at(physical * BLOCK_BYTES_U64, &mut buf[..])?;
+                        buf[(size % BLOCK_BYTES_U64) as usize..].fill(0);
+                        self.dev.write_at(physical * BLOCK_BYTES_U64, &buf[..])?;
+                        self.data_unflushed.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            if size != record.size {
+                record.size = size;
+                let t = now();
+                record.mtime = t;
+                record.ctime = t;
+            }
+            Fs::put_inode(&mut st, ino, &record)?;
+        }
+        self.commit_if_large()
+    }
+
+    /// fallocate: mode 0 and KEEP_SIZE reserve blocks (read as zeros until
+    /// written); PUNCH_HOLE|KEEP_SIZE frees whole blocks and zeroes partial ones.
+    pub fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= FILE_BYTES_MAX && len > 0);
+        let Some(end) = end else {
+            return Err(Error::refused(
+                libc::EINVAL,
+                "fallocate range is empty or past FILE_BYTES_MAX",
+            ));
+        };
+        match mode {
+            0 | FALLOC_FL_KEEP_SIZE => self.reserve(ino, offset, end, mode == 0),
+            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
+                self.punch_hole(ino, offset, end)
+            }
+            _ => Err(Error::refused(
+                libc::EOPNOTSUPP,
+                format!("fallocate mode {mode:#x} is not supported"),
+            )),
+        }
+    }
+
+    fn reserve(&self, ino: u64, offset: u64, end: u64, extend: bool) -> Result<()> {
+        let file = self.file_state(ino);
+        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            let mut record = Fs::regular_file(&mut st, ino)?;
+            let first = offset / BLOCK_BYTES_U64;
+            let last = (end - 1) / BLOCK_BYTES_U64;
+            let mut holes = Vec::new();
+            let mut at = first;
+            for e in overlapping(&mut st, ino, first, last)? {
+                if e.logical > at {
+                    holes.push((at, e.logical - 1));
+                }
+                at = e.end_logical();
+            }
+            if at <= last {
+                holes.push((at, last));
+            }
+            let mut got: Vec<Extent> = Vec::new();
+            let mut goal = 0;
+            for (lo, hi) in holes {
+                let mut at = lo;
+                while at <= hi {
+                    match st.alloc(goal, hi - at + 1) {
+                        Ok((physical, n)) => {
+                            got.push(Extent {
+                                logical: at,
+                                physical,
+                                len: n,
+                                flags: EXTENT_FLAG_UNWRITTEN,
+                            });
+                            goal = physical + n;
+                            at += n;
+                        }
+                        Err(e) => {
+                            for g in &got {
+                                st.free(g.physical, g.len)?;
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            for g in &got {
+                map(&mut st, ino, *g)?;
+                record.blocks += g.len;
+            }
+            if extend && end > record.size {
+                record.size = end;
+            }
+            record.ctime = now();
+            Fs::put_inode(&mut st, ino, &record)?;
+        }
+        self.commit_if_large()
+    }
+
+    fn punch_hole(&self, ino: u64, offset: u64, end: u64) -> Result<()> {
+        let size = self.getattr(ino)?.size;
+        let end = end.min(size);
+        if offset >= end {
+            return Ok(());
+        }
+        // Partial blocks at the edges are zeroed by writing zeros.
+        let first_whole = offset.div_ceil(BLOCK_BYTES_U64);
+        let end_whole = end / BLOCK_BYTES_U64;
+        if first_whole > end_whole {
+            return self
+                .write(ino, offset, &vec![0u8; (end - offset) as usize])
+                .map(|_| ());
+        }
+        if offset < first_whole * BLOCK_BYTES_U64 {
+            self.write(
+                ino,
+                offset,
+                &vec![0u8; (first_whole * BLOCK_BYTES_U64 - offset) as usize],
+            )?;
+        }
+        if end > end_whole * BLOCK_BYTES_U64 {
+            self.write(
+                ino,
+                end_whole * BLOCK_BYTES_U64,
+                &vec![0u8; (end - end_whole * BLOCK_BYTES_U64) as usize],
+            )?;
+        }
+        if first_whole < end_whole {
+            let file = self.file_state(ino);
+            let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            let mut record = Fs::regular_file(&mut st, ino)?;
+            for piece in cut(&mut st, ino, first_whole, end_whole - 1)? {
+                st.free(piece.physical, piece.len)?;
+                record.blocks -= piece.len;
+            }
+            let t = now();
+            record.mtime = t;
+            record.ctime = t;
+            Fs::put_inode(&mut st, ino, &record)?;
+        }
+        self.commit_if_large()
+    }
+
+    /// The file's extents, for `vexfs info` and tests.
+    pub fn extents(&self, ino: u64) -> Result<Vec<Extent>> {
+        overlapping(&mut self.lock(), ino, 0, u64::MAX - 1)
+    }
+}

@@ -1,0 +1,866 @@
+//! The filesystem's operations in POSIX terms, independent of FUSE: the
+//! mount, the crash simulator and the tests all call these.
+//!
+//! Locking: `meta` (the store: cache, tree, bitmap, running transaction) is
+//! held only for in-memory work and metadata block reads, never across file
+//! data I/O. Each file has its own RwLock for its data (readers share, a
+//! writer excludes). `gate` orders file data before the commit that makes it
+//! reachable: writers hold it shared from block allocation to the end of
+//! their data I/O; a commit takes it exclusively.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use vexfs_engine::BlockDevice;
+
+use crate::btree;
+use crate::dir;
+use crate::error::{enoent, Error, Result};
+use crate::format::*;
+use crate::store::{Replay, Store};
+
+pub const RENAME_NOREPLACE: u32 = 1;
+pub const RENAME_EXCHANGE: u32 = 2;
+
+#[derive(Clone, Debug, Default)]
+pub struct MountOptions {
+    pub read_only: bool,
+    /// Bound on cached metadata blocks; None keeps the default (64 MiB).
+    pub cache_blocks: Option<usize>,
+}
+
+/// Per-file state of an inode some caller has open.
+pub(crate) struct FileState {
+    pub(crate) io: RwLock<()>,
+    open: AtomicU32,
+}
+
+pub struct Fs {
+    pub(crate) dev: Arc<dyn BlockDevice>,
+    meta: Mutex<Store>,
+    pub(crate) gate: RwLock<()>,
+    files: Mutex<HashMap<u64, Arc<FileState>>>,
+    /// File data has been written since the last device flush.
+    pub(crate) data_unflushed: AtomicBool,
+    read_only: bool,
+    replayed: Option<Replay>,
+}
+
+/// Changes a setattr asks for; None leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeSet>,
+    pub mtime: Option<TimeSet>,
+    pub ctime: Option<Timespec>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum TimeSet {
+    Now,
+    At(Timespec),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Statfs {
+    pub blocks: u64,
+    pub free_blocks: u64,
+    pub files: u64,
+    pub free_files: u64,
+}
+
+pub fn now() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos(),
+    }
+}
+
+pub fn file_type_of(mode: u32) -> u8 {
+    ((mode & libc::S_IFMT) >> 12) as u8
+}
+
+impl Fs {
+    /// Opens the filesystem: replays the journal, finishes orphans left by a crash.
+    pub fn open(dev: Arc<dyn BlockDevice>, options: &MountOptions) -> Result<Fs> {
+        let (mut store, replayed) = Store::open(dev.clone(), options.read_only)?;
+        if let Some(blocks) = options.cache_blocks {
+            store.set_cache_blocks_max(blocks);
+        }
+        let sb = &store.sb;
+        if sb.incompat & !INCOMPAT_KNOWN != 0 {
+            return Err(Error::refused(
+                libc::EINVAL,
+                format!(
+                    "unknown incompatible features {:#x}",
+                    sb.incompat & !INCOMPAT_KNOWN
+                ),
+            ));
+        }
+        if sb.ro_compat & !RO_COMPAT_KNOWN != 0 && !options.read_only {
+            return Err(Error::refused(
+                libc::EROFS,
+                format!(
+                    "unknown read-only-compatible features {:#x}: mount read-only",
+                    sb.ro_compat
+                ),
+            ));
+        }
+        let fs = Fs {
+            dev,
+            meta: Mutex::new(store),
+            gate: RwLock::new(()),
+            files: Mutex::new(HashMap::new()),
+            data_unflushed: AtomicBool::new(false),
+            read_only: options.read_only,
+            replayed,
+        };
+        // The root must be a directory; a damaged root is a refusal, not a panic later.
+        let root = fs.getattr(ROOT_INO)?;
+        if !root.is_dir() {
+            return Err(Error::corrupt(
+                "inode",
+                ROOT_INO,
+                "the root inode is not a directory".into(),
+            ));
+        }
+        if !options.read_only {
+            fs.finish_orphans()?;
+            let mut st = fs.lock();
+            st.sb.mount_count += 1;
+            st.mark_sb_dirty();
+            drop(st);
+            fs.sync()?;
+        }
+        Ok(fs)
+    }
+
+    pub fn replayed(&self) -> Option<Replay> {
+        self.replayed
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        self.meta
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn superblock(&self) -> Superblock {
+        self.lock().sb.clone()
+    }
+
+    pub fn commits(&self) -> u64 {
+        self.lock().commits
+    }
+
+    pub(crate) fn file_state(&self, ino: u64) -> Arc<FileState> {
+        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files
+            .entry(ino)
+            .or_insert_with(|| {
+                Arc::new(FileState {
+                    io: RwLock::new(()),
+                    open: AtomicU32::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn open_count(&self, ino: u64) -> u32 {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        files
+            .get(&ino)
+            .map(|f| f.open.load(Ordering::SeqCst))
+            .unwrap_or(0)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::refused(
+                libc::EROFS,
+                "the filesystem is mounted read-only",
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- durability ----
+
+    /// Commits everything: file data written so far and all metadata are durable on return.
+    pub fn sync(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.lock();
+        let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
+        let committed = st
+            .commit()
+            .inspect_err(|_| self.data_unflushed.store(true, Ordering::SeqCst))?;
+        if !committed && unflushed {
+            self.dev.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Called after each change with no lock held: commits early when the
+    /// running transaction nears half the journal.
+    pub(crate) fn commit_if_large(&self) -> Result<()> {
+        if self.lock().wants_commit() {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    // ---- inodes ----
+
+    pub(crate) fn inode(st: &mut Store, ino: u64) -> Result<InodeRecord> {
+        match btree::get(st, &Key::new(ino, Kind::Inode, 0))? {
+            Some(raw) => InodeRecord::decode(&raw, ino),
+            None => Err(enoent(format!("inode {ino} does not exist"))),
+        }
+    }
+
+    pub(crate) fn put_inode(st: &mut Store, ino: u64, record: &InodeRecord) -> Result<()> {
+        btree::insert(st, Key::new(ino, Kind::Inode, 0), record.encode())
+    }
+
+    fn dir_inode(st: &mut Store, ino: u64) -> Result<InodeRecord> {
+        let record = Self::inode(st, ino)?;
+        if !record.is_dir() {
+            return Err(Error::refused(
+                libc::ENOTDIR,
+                format!("inode {ino} is not a directory"),
+            ));
+        }
+        Ok(record)
+    }
+
+    pub fn getattr(&self, ino: u64) -> Result<InodeRecord> {
+        Self::inode(&mut self.lock(), ino)
+    }
+
+    pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(u64, InodeRecord)> {
+        let mut st = self.lock();
+        Self::dir_inode(&mut st, parent)?;
+        if name.len() > NAME_BYTES_MAX {
+            return Err(Error::refused(
+                libc::ENAMETOOLONG,
+                "name exceeds NAME_BYTES_MAX",
+            ));
+        }
+        match dir::lookup(&mut st, parent, name)? {
+            Some(entry) => Ok((entry.ino, Self::inode(&mut st, entry.ino)?)),
+            None => Err(enoent(format!(
+                "{:?} not found",
+                String::from_utf8_lossy(name)
+            ))),
+        }
+    }
+
+    /// Creates a file, directory, fifo, socket or device node.
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(u64, InodeRecord)> {
+        self.check_writable()?;
+        dir::check_name(name)?;
+        let result = self.create_inode(parent, name, mode, rdev, uid, gid, None);
+        self.commit_if_large()?;
+        result
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &[u8],
+        target: &[u8],
+        uid: u32,
+        gid: u32,
+    ) -> Result<(u64, InodeRecord)> {
+        self.check_writable()?;
+        dir::check_name(name)?;
+        if target.is_empty() || target.len() > SYMLINK_BYTES_MAX {
+            return Err(Error::refused(
+                libc::ENAMETOOLONG,
+                format!(
+                    "symlink target of {} bytes (1..={SYMLINK_BYTES_MAX})",
+                    target.len()
+                ),
+            ));
+        }
+        let result = self.create_inode(
+            parent,
+            name,
+            libc::S_IFLNK | 0o777,
+            0,
+            uid,
+            gid,
+            Some(target),
+        );
+        self.commit_if_large()?;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_inode(
+        &self,
+        parent: u64,
+        name: &[u8],
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        mut gid: u32,
+        target: Option<&[u8]>,
+    ) -> Result<(u64, InodeRecord)> {
+        let mut mode = mode;
+        if mode & libc::S_IFMT == 0 {
+            mode |= libc::S_IFREG;
+        }
+        let (ino, record) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            let mut parent_record = Self::dir_inode(&mut st, parent)?;
+            if parent_record.nlink == 0 {
+                return Err(enoent("the directory has been removed"));
+            }
+            if dir::lookup(&mut st, parent, name)?.is_some() {
+                return Err(Error::refused(
+                    libc::EEXIST,
+                    format!("{:?} already exists", String::from_utf8_lossy(name)),
+                ));
+            }
+            // BSD group semantics under a set-group-ID directory, as ext4 does.
+            if parent_record.mode & libc::S_ISGID != 0 {
+                gid = parent_record.gid;
+                if mode & libc::S_IFMT == libc::S_IFDIR {
+                    mode |= libc::S_ISGID;
+                }
+            }
+            let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
+            let t = now();
+            let ino = st.sb.next_ino;
+            st.sb.next_ino += 1;
+            st.sb.inode_count += 1;
+            st.mark_sb_dirty();
+            let record = InodeRecord {
+                mode,
+                uid,
+                gid,
+                nlink: if is_dir { 2 } else { 1 },
+                rdev,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                crtime: t,
+                parent: if is_dir { parent } else { 0 },
+                ..InodeRecord::default()
+            };
+            Self::put_inode(&mut st, ino, &record)?;
+            dir::add(
+                &mut st,
+                parent,
+                Dirent {
+                    ino,
+                    file_type: file_type_of(mode),
+                    name: name.to_vec(),
+                },
+            )?;
+            if is_dir {
+                parent_record.nlink += 1;
+            }
+            parent_record.mtime = t;
+            parent_record.ctime = t;
+            Self::put_inode(&mut st, parent, &parent_record)?;
+            (ino, record)
+        };
+        if let Some(target) = target {
+            self.write(ino, 0, target)?;
+            return Ok((ino, self.getattr(ino)?));
+        }
+        Ok((ino, record))
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        let record = self.getattr(ino)?;
+        if !record.is_symlink() {
+            return Err(Error::refused(libc::EINVAL, "not a symbolic link"));
+        }
+        self.read(ino, 0, record.size as usize)
+    }
+
+    pub fn link(&self, ino: u64, new_parent: u64, new_name: &[u8]) -> Result<InodeRecord> {
+        self.check_writable()?;
+        dir::check_name(new_name)?;
+        let mut st = self.lock();
+        let mut record = Self::inode(&mut st, ino)?;
+        if record.is_dir() {
+            return Err(Error::refused(
+                libc::EPERM,
+                "hard links to directories are not allowed",
+            ));
+        }
+        if record.nlink == 0 {
+            return Err(enoent("the file has been removed"));
+        }
+        if record.nlink == u32::MAX {
+            return Err(Error::refused(libc::EMLINK, "link count at its maximum"));
+        }
+        let mut parent = Self::dir_inode(&mut st, new_parent)?;
+        dir::add(
+            &mut st,
+            new_parent,
+            Dirent {
+                ino,
+                file_type: file_type_of(record.mode),
+                name: new_name.to_vec(),
+            },
+        )?;
+        let t = now();
+        record.nlink += 1;
+        record.ctime = t;
+        Self::put_inode(&mut st, ino, &record)?;
+        parent.mtime = t;
+        parent.ctime = t;
+        Self::put_inode(&mut st, new_parent, &parent)?;
+        drop(st);
+        self.commit_if_large()?;
+        Ok(record)
+    }
+
+    pub fn unlink(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove_entry(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &[u8]) -> Result<()> {
+        self.remove_entry(parent, name, true)
+    }
+
+    fn remove_entry(&self, parent: u64, name: &[u8], want_dir: bool) -> Result<()> {
+        self.check_writable()?;
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            let mut parent_record = Self::dir_inode(&mut st, parent)?;
+            let Some(entry) = dir::lookup(&mut st, parent, name)? else {
+                return Err(enoent(format!(
+                    "{:?} not found",
+                    String::from_utf8_lossy(name)
+                )));
+            };
+            let record = Self::inode(&mut st, entry.ino)?;
+            if want_dir && !record.is_dir() {
+                return Err(Error::refused(libc::ENOTDIR, "not a directory"));
+            }
+            if !want_dir && record.is_dir() {
+                return Err(Error::refused(libc::EISDIR, "is a directory"));
+            }
+            if record.is_dir() && !dir::is_empty(&mut st, entry.ino)? {
+                return Err(Error::refused(libc::ENOTEMPTY, "directory not empty"));
+            }
+            dir::remove(&mut st, parent, name)?;
+            let t = now();
+            if record.is_dir() {
+                parent_record.nlink -= 1;
+            }
+            parent_record.mtime = t;
+            parent_record.ctime = t;
+            Self::put_inode(&mut st, parent, &parent_record)?;
+            self.drop_link(&mut st, entry.ino, record, t)?;
+        }
+        self.commit_if_large()
+    }
+
+    /// One name less for `ino`; frees it when none remain and nobody has it open.
+    fn drop_link(
+        &self,
+        st: &mut Store,
+        ino: u64,
+        mut record: InodeRecord,
+        t: Timespec,
+    ) -> Result<()> {
+        record.nlink = if record.is_dir() {
+            0
+        } else {
+            record.nlink.saturating_sub(1)
+        };
+        record.ctime = t;
+        if record.nlink > 0 {
+            return Self::put_inode(st, ino, &record);
+        }
+        if self.open_count(ino) > 0 {
+            Self::put_inode(st, ino, &record)?;
+            return btree::insert(st, Key::new(0, Kind::Orphan, ino), Vec::new());
+        }
+        Self::free_inode(st, ino, &record)
+    }
+
+    pub(crate) fn free_inode(st: &mut Store, ino: u64, record: &InodeRecord) -> Result<()> {
+        let freed = crate::file::unmap(st, ino, 0)?;
+        debug_assert_eq!(freed, record.blocks);
+        for (key, _) in btree::items(st, ino, Kind::Xattr)? {
+            btree::remove(st, &key)?;
+        }
+        for (key, _) in btree::items(st, ino, Kind::VectorMeta)? {
+            btree::remove(st, &key)?;
+        }
+        btree::remove(st, &Key::new(ino, Kind::Inode, 0))?;
+        btree::remove(st, &Key::new(0, Kind::Orphan, ino))?;
+        st.sb.inode_count -= 1;
+        st.mark_sb_dirty();
+        Ok(())
+    }
+
+    /// Inodes unlinked while open when the last mount ended are freed now.
+    fn finish_orphans(&self) -> Result<()> {
+        let mut st = self.lock();
+        let orphans = btree::items(&mut st, 0, Kind::Orphan)?;
+        for (key, _) in orphans {
+            let ino = key.offset;
+            match Self::inode(&mut st, ino) {
+                Ok(record) if record.nlink == 0 => Self::free_inode(&mut st, ino, &record)?,
+                _ => {
+                    btree::remove(&mut st, &key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A caller opened `ino`; an unlinked file stays readable until the last release.
+    pub fn opened(&self, ino: u64) {
+        self.file_state(ino).open.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn released(&self, ino: u64) -> Result<()> {
+        let last = {
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            match files.get(&ino) {
+                Some(f) if f.open.fetch_sub(1, Ordering::SeqCst) == 1 => {
+                    files.remove(&ino);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !last || self.read_only {
+            return Ok(());
+        }
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            match Self::inode(&mut st, ino) {
+                Ok(record) if record.nlink == 0 => Self::free_inode(&mut st, ino, &record)?,
+                _ => return Ok(()),
+            }
+        }
+        self.commit_if_large()
+    }
+
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
+        self.check_writable()?;
+        dir::check_name(new_name)?;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
+            || flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+        {
+            return Err(Error::refused(
+                libc::EINVAL,
+                format!("rename flags {flags:#x} not supported"),
+            ));
+        }
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut st = self.lock();
+            self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?;
+        }
+        self.commit_if_large()
+    }
+
+    fn rename_locked(
+        &self,
+        st: &mut Store,
+        parent: u64,
+        name: &[u8],
+        new_parent: u64,
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<()> {
+        Self::dir_inode(st, parent)?;
+        Self::dir_inode(st, new_parent)?;
+        let Some(src) = dir::lookup(st, parent, name)? else {
+            return Err(enoent(format!(
+                "{:?} not found",
+                String::from_utf8_lossy(name)
+            )));
+        };
+        let dst = dir::lookup(st, new_parent, new_name)?;
+        let mut src_record = Self::inode(st, src.ino)?;
+        let t = now();
+        if flags & RENAME_EXCHANGE != 0 {
+            let Some(dst) = dst else {
+                return Err(enoent(format!(
+                    "{:?} not found",
+                    String::from_utf8_lossy(new_name)
+                )));
+            };
+            let mut dst_record = Self::inode(st, dst.ino)?;
+            if src_record.is_dir() {
+                self.check_not_ancestor(st, src.ino, new_parent)?;
+            }
+            if dst_record.is_dir() {
+                self.check_not_ancestor(st, dst.ino, parent)?;
+            }
+            dir::retarget(st, parent, name, dst.ino, dst.file_type)?;
+            dir::retarget(st, new_parent, new_name, src.ino, src.file_type)?;
+            if parent != new_parent {
+                let (src_dir, dst_dir) = (src_record.is_dir(), dst_record.is_dir());
+                if src_dir {
+                    src_record.parent = new_parent;
+                }
+                if dst_dir {
+                    dst_record.parent = parent;
+                }
+                if src_dir != dst_dir {
+                    let (from, to) = if src_dir {
+                        (parent, new_parent)
+                    } else {
+                        (new_parent, parent)
+                    };
+                    self.adjust_nlink(st, from, -1, t)?;
+                    self.adjust_nlink(st, to, 1, t)?;
+                }
+            }
+            src_record.ctime = t;
+            dst_record.ctime = t;
+            Self::put_inode(st, src.ino, &src_record)?;
+            Self::put_inode(st, dst.ino, &dst_record)?;
+            self.adjust_nlink(st, parent, 0, t)?;
+            return self.adjust_nlink(st, new_parent, 0, t);
+        }
+        if let Some(dst) = &dst {
+            if flags & RENAME_NOREPLACE != 0 {
+                return Err(Error::refused(
+                    libc::EEXIST,
+                    format!("{:?} exists", String::from_utf8_lossy(new_name)),
+                ));
+            }
+            if dst.ino == src.ino {
+                return Ok(()); // two names of one file: POSIX says do nothing
+            }
+        }
+        if src_record.is_dir() {
+            self.check_not_ancestor(st, src.ino, new_parent)?;
+        }
+        if let Some(dst) = dst {
+            let dst_record = Self::inode(st, dst.ino)?;
+            match (src_record.is_dir(), dst_record.is_dir()) {
+                (true, false) => {
+                    return Err(Error::refused(
+                        libc::ENOTDIR,
+                        "cannot replace a non-directory with a directory",
+                    ))
+                }
+                (false, true) => {
+                    return Err(Error::refused(
+                        libc::EISDIR,
+                        "cannot replace a directory with a non-directory",
+                    ))
+                }
+                (true, true) if !dir::is_empty(st, dst.ino)? => {
+                    return Err(Error::refused(
+                        libc::ENOTEMPTY,
+                        "target directory not empty",
+                    ))
+                }
+                _ => {}
+            }
+            dir::retarget(st, new_parent, new_name, src.ino, src.file_type)?;
+            if dst_record.is_dir() {
+                self.adjust_nlink(st, new_parent, -1, t)?;
+            }
+            self.drop_link(st, dst.ino, dst_record, t)?;
+        } else {
+            dir::add(
+                st,
+                new_parent,
+                Dirent {
+                    ino: src.ino,
+                    file_type: src.file_type,
+                    name: new_name.to_vec(),
+                },
+            )?;
+        }
+        dir::remove(st, parent, name)?;
+        if src_record.is_dir() && parent != new_parent {
+            src_record.parent = new_parent;
+            self.adjust_nlink(st, parent, -1, t)?;
+            self.adjust_nlink(st, new_parent, 1, t)?;
+        }
+        src_record.ctime = t;
+        Self::put_inode(st, src.ino, &src_record)?;
+        self.adjust_nlink(st, parent, 0, t)?;
+        self.adjust_nlink(st, new_parent, 0, t)
+    }
+
+    /// Adds `delta` to a directory's link count and stamps its mtime/ctime.
+    fn adjust_nlink(&self, st: &mut Store, ino: u64, delta: i32, t: Timespec) -> Result<()> {
+        let mut record = Self::inode(st, ino)?;
+        record.nlink = record.nlink.saturating_add_signed(delta);
+        record.mtime = t;
+        record.ctime = t;
+        Self::put_inode(st, ino, &record)
+    }
+
+    /// EINVAL when `dir` is `moving` or below it: a directory cannot move into itself.
+    fn check_not_ancestor(&self, st: &mut Store, moving: u64, dir: u64) -> Result<()> {
+        let mut at = dir;
+        for _ in 0..=u16::MAX {
+            if at == moving {
+                return Err(Error::refused(
+                    libc::EINVAL,
+                    "cannot move a directory into itself",
+                ));
+            }
+            if at == ROOT_INO {
+                return Ok(());
+            }
+            at = Self::inode(st, at)?.parent;
+        }
+        Err(Error::corrupt(
+            "inode",
+            dir,
+            "parent chain does not reach the root".into(),
+        ))
+    }
+
+    pub fn setattr(&self, ino: u64, changes: &SetAttr) -> Result<InodeRecord> {
+        self.check_writable()?;
+        if let Some(size) = changes.size {
+            self.truncate(ino, size)?;
+        }
+        let mut st = self.lock();
+        let mut record = Self::inode(&mut st, ino)?;
+        let t = now();
+        if let Some(mode) = changes.mode {
+            record.mode = (record.mode & libc::S_IFMT) | (mode & 0o7777);
+        }
+        if let Some(uid) = changes.uid {
+            record.uid = uid;
+        }
+        if let Some(gid) = changes.gid {
+            record.gid = gid;
+        }
+        if changes.uid.is_some() || changes.gid.is_some() {
+            // chown clears set-user-ID and (group-executable) set-group-ID, as the kernel does.
+            if !record.is_dir() {
+                record.mode &= !libc::S_ISUID;
+                if record.mode & libc::S_IXGRP != 0 {
+                    record.mode &= !libc::S_ISGID;
+                }
+            }
+        }
+        let resolve = |set: TimeSet| match set {
+            TimeSet::Now => t,
+            TimeSet::At(at) => at,
+        };
+        if let Some(a) = changes.atime {
+            record.atime = resolve(a);
+        }
+        if let Some(m) = changes.mtime {
+            record.mtime = resolve(m);
+        }
+        record.ctime = changes.ctime.unwrap_or(t);
+        Self::put_inode(&mut st, ino, &record)?;
+        drop(st);
+        self.commit_if_large()?;
+        Ok(record)
+    }
+
+    /// Up to `limit` entries after `cookie` with their attributes, "." and ".." first.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        cookie: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Dirent, InodeRecord)>> {
+        let mut st = self.lock();
+        let record = Self::dir_inode(&mut st, ino)?;
+        let mut out = Vec::new();
+        if cookie < dir::COOKIE_DOT {
+            out.push((
+                dir::COOKIE_DOT,
+                Dirent {
+                    ino,
+                    file_type: file_type_of(record.mode),
+                    name: b".".to_vec(),
+                },
+                record.clone(),
+            ));
+        }
+        if cookie < dir::COOKIE_DOTDOT {
+            let parent = if ino == ROOT_INO {
+                ROOT_INO
+            } else {
+                record.parent
+            };
+            let parent_record = Self::inode(&mut st, parent)?;
+            out.push((
+                dir::COOKIE_DOTDOT,
+                Dirent {
+                    ino: parent,
+                    file_type: file_type_of(parent_record.mode),
+                    name: b"..".to_vec(),
+                },
+                parent_record,
+            ));
+        }
+        for (next, entry) in dir::list(&mut st, ino, cookie, limit)? {
+            let child = Self::inode(&mut st, entry.ino)?;
+            out.push((next, entry, child));
+        }
+        Ok(out)
+    }
+
+    pub fn statfs(&self) -> Statfs {
+        let st = self.lock();
+        let sb = &st.sb;
+        // Inodes cost a share of a tree leaf, not a fixed table slot: every
+        // free block could hold about 16 more.
+        let free_files = sb.free_blocks.saturating_mul(16);
+        Statfs {
+            blocks: sb.total_blocks,
+            free_blocks: sb.free_blocks,
+            files: sb.inode_count + free_files,
+            free_files,
+        }
+    }
+
+    /// Writes everything back; the image is consistent when this returns.
+    pub fn unmount(&self) -> Result<()> {
+        self.sync()
+    }
+}

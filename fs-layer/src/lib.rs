@@ -1,0 +1,22 @@
+//! VexFS, the filesystem: the on-disk format (docs/FORMAT.md), mkfs, fsck, and
+//! a FUSE mount that serves POSIX files over any engine `BlockDevice`.
+//! It reaches its device only through the engine; it knows nothing of ublk.
+//!
+//! Layers, bottom up: [`format`] (bytes on disk) → [`store`] (block cache,
+//! journal, free-space bitmap) → [`btree`] (the metadata tree) → [`dir`],
+//! [`file`], [`xattr`] (directories, extents and data, attributes) → [`fs`]
+//! (POSIX operations) → [`fuse`] (the kernel protocol) and [`mount`] (the daemon).
+
+pub mod btree;
+pub mod dir;
+pub mod error;
+pub mod file;
+pub mod format;
+pub mod fs;
+pub mod fsck;
+pub mod mkfs;
+pub mod store;
+pub mod xattr;
+
+pub use error::{Error, Result};
+pub use fs::{Fs, MountOptions, SetAttr, TimeSet};

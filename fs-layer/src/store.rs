@@ -1,0 +1,627 @@
+//! Metadata blocks in memory: a bounded cache, the running transaction (the
+//! set of dirty blocks), the write-ahead journal that commits it, and the
+//! free-space bitmap. Everything here runs under the filesystem's metadata
+//! lock; file data never passes through it.
+//!
+//! Commit (FORMAT.md §4): flush (file data and the previous checkpoint become
+//! durable) → write descriptors, block images and a commit record carrying a
+//! crc32c of all of them → flush (the transaction is durable) → write the
+//! images to their home blocks (the checkpoint; made durable by the next
+//! commit's first flush). The journal holds one transaction at a time, at its
+//! start; mount replays it when it is complete and its checksum matches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use vexfs_engine::{AlignedBuf, BlockDevice, IoOp};
+
+use crate::btree::Node;
+use crate::error::{enospc, Error, Result};
+use crate::format::*;
+
+/// Default bound on cached metadata blocks (64 MiB).
+pub const CACHE_BLOCKS_DEFAULT: usize = 16384;
+/// Block numbers one journal descriptor lists.
+pub const DESCRIPTOR_ENTRIES_MAX: usize = (BLOCK_BYTES - 32) / 8;
+/// Blocks written per submission during journal writes and checkpoints.
+const WRITE_BATCH_BLOCKS: usize = 256;
+
+enum Content {
+    /// A bitmap block, header included; sealed when written.
+    Raw(Box<[u8]>),
+    Node(Node),
+}
+
+struct Cached {
+    content: Content,
+    tick: u64,
+}
+
+/// Whole-block images and the block each belongs at.
+pub type BlockImages = Vec<(u64, Vec<u8>)>;
+
+pub struct Store {
+    dev: Arc<dyn BlockDevice>,
+    pub sb: Superblock,
+    read_only: bool,
+    blocks: HashMap<u64, Cached>,
+    dirty: BTreeSet<u64>,
+    sb_dirty: bool,
+    tick: u64,
+    cache_blocks_max: usize,
+    /// Blocks freed in the running transaction: free in the bitmap, but not
+    /// reusable until the transaction commits, because the committed
+    /// metadata may still point at them.
+    pending_free: BTreeMap<u64, u64>,
+    alloc_cursor: u64,
+    /// Committed-but-not-checkpointed images seen at a read-only open (fsck).
+    overlay: HashMap<u64, Vec<u8>>,
+    pub commits: u64,
+}
+
+/// What mount found in the journal.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Replay {
+    pub sequence: u64,
+    pub blocks: usize,
+}
+
+impl Store {
+    /// Opens the filesystem on `dev`: checks the superblock, replays a
+    /// committed journal transaction (into memory only when `read_only`).
+    pub fn open(dev: Arc<dyn BlockDevice>, read_only: bool) -> Result<(Store, Option<Replay>)> {
+        let logical = dev.geometry().logical_block_bytes as usize;
+        if logical > BLOCK_BYTES || BLOCK_BYTES % logical != 0 {
+            return Err(Error::refused(libc::EINVAL, format!("device logical block size {logical} does not divide the 4096-byte filesystem block")));
+        }
+        let sb = read_superblock(dev.as_ref())?;
+        let replay = read_journal(dev.as_ref(), &sb)?;
+        let mut overlay = HashMap::new();
+        let mut summary = None;
+        if let Some((sequence, images)) = replay {
+            summary = Some(Replay {
+                sequence,
+                blocks: images.len(),
+            });
+            if read_only {
+                overlay = images.into_iter().collect();
+            } else {
+                write_blocks(dev.as_ref(), &images)?;
+                dev.flush()?;
+            }
+        }
+        let sb = match overlay.get(&0) {
+            Some(image) => Superblock::decode(image, 0)?,
+            None => read_superblock(dev.as_ref())?,
+        };
+        let alloc_cursor = sb.data_start();
+        Ok((
+            Store {
+                dev,
+                sb,
+                read_only,
+                blocks: HashMap::new(),
+                dirty: BTreeSet::new(),
+                sb_dirty: false,
+                tick: 0,
+                cache_blocks_max: CACHE_BLOCKS_DEFAULT,
+                pending_free: BTreeMap::new(),
+                alloc_cursor,
+                overlay,
+                commits: 0,
+            },
+            summary,
+        ))
+    }
+
+    pub fn device(&self) -> &Arc<dyn BlockDevice> {
+        &self.dev
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    pub fn set_cache_blocks_max(&mut self, blocks: usize) {
+        self.cache_blocks_max = blocks.max(64);
+    }
+
+    pub fn cached_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn dirty_blocks(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// The running transaction should commit before it outgrows the journal.
+    pub fn wants_commit(&self) -> bool {
+        self.dirty.len() as u64 + 8 > self.transaction_blocks_max() / 2
+    }
+
+    fn transaction_blocks_max(&self) -> u64 {
+        // descriptors + images + commit must fit in the journal.
+        let j = self.sb.journal_blocks;
+        j - j.div_ceil(DESCRIPTOR_ENTRIES_MAX as u64) - 1
+    }
+
+    pub fn mark_sb_dirty(&mut self) {
+        self.sb_dirty = true;
+    }
+
+    fn read_home(&self, block: u64) -> Result<Vec<u8>> {
+        if let Some(image) = self.overlay.get(&block) {
+            return Ok(image.clone());
+        }
+        let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+        self.dev.read_at(block * BLOCK_BYTES_U64, &mut buf[..])?;
+        Ok(buf[..].to_vec())
+    }
+
+    fn load(&mut self, block: u64, what: &'static str) -> Result<&mut Cached> {
+        self.tick += 1;
+        let tick = self.tick;
+        if !self.blocks.contains_key(&block) {
+            if block >= self.sb.total_blocks {
+                return Err(Error::corrupt(
+                    what,
+                    block,
+                    format!(
+                        "block number past the end of the device ({} blocks)",
+                        self.sb.total_blocks
+                    ),
+                ));
+            }
+            let raw = self.read_home(block)?;
+            let content = if what == "bitmap block" {
+                check_block(&raw, MAGIC_BITMAP, block, what)?;
+                Content::Raw(raw.into_boxed_slice())
+            } else {
+                Content::Node(Node::decode(&raw, block)?)
+            };
+            self.evict_if_full();
+            self.blocks.insert(block, Cached { content, tick });
+        }
+        let cached = self.blocks.get_mut(&block).expect("just inserted");
+        cached.tick = tick;
+        Ok(cached)
+    }
+
+    /// Drops the least recently used clean blocks once the cache is full.
+    fn evict_if_full(&mut self) {
+        if self.blocks.len() < self.cache_blocks_max {
+            return;
+        }
+        let mut clean: Vec<(u64, u64)> = self
+            .blocks
+            .iter()
+            .filter(|(b, _)| !self.dirty.contains(b))
+            .map(|(b, c)| (c.tick, *b))
+            .collect();
+        clean.sort_unstable();
+        for (_, block) in clean.iter().take(self.cache_blocks_max / 8 + 1) {
+            self.blocks.remove(block);
+        }
+    }
+
+    pub fn node(&mut self, block: u64) -> Result<&Node> {
+        match &self.load(block, "tree node")?.content {
+            Content::Node(node) => Ok(node),
+            Content::Raw(_) => Err(Error::corrupt(
+                "tree node",
+                block,
+                "block is a bitmap block".into(),
+            )),
+        }
+    }
+
+    pub fn node_mut(&mut self, block: u64) -> Result<&mut Node> {
+        self.check_writable()?;
+        self.dirty.insert(block);
+        match &mut self.load(block, "tree node")?.content {
+            Content::Node(node) => Ok(node),
+            Content::Raw(_) => Err(Error::corrupt(
+                "tree node",
+                block,
+                "block is a bitmap block".into(),
+            )),
+        }
+    }
+
+    /// Places a freshly allocated node in the cache, dirty.
+    pub fn put_node(&mut self, block: u64, node: Node) {
+        self.evict_if_full();
+        self.tick += 1;
+        self.blocks.insert(
+            block,
+            Cached {
+                content: Content::Node(node),
+                tick: self.tick,
+            },
+        );
+        self.dirty.insert(block);
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::refused(
+                libc::EROFS,
+                "the filesystem is mounted read-only",
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- free-space bitmap (FORMAT.md §5) ----
+
+    fn bitmap_location(&self, block: u64) -> (u64, usize) {
+        (
+            self.sb.bitmap_start + block / BITMAP_BITS_PER_BLOCK,
+            (block % BITMAP_BITS_PER_BLOCK) as usize,
+        )
+    }
+
+    fn bitmap(&mut self, bitmap_block: u64) -> Result<&mut [u8]> {
+        match &mut self.load(bitmap_block, "bitmap block")?.content {
+            Content::Raw(raw) => Ok(&mut raw[HEADER_BYTES..]),
+            Content::Node(_) => Err(Error::corrupt(
+                "bitmap block",
+                bitmap_block,
+                "block is a tree node".into(),
+            )),
+        }
+    }
+
+    pub fn is_used(&mut self, block: u64) -> Result<bool> {
+        let (bb, bit) = self.bitmap_location(block);
+        Ok(self.bitmap(bb)?[bit / 8] & (1 << (bit % 8)) != 0)
+    }
+
+    fn pending(&self, block: u64) -> Option<u64> {
+        match self.pending_free.range(..=block).next_back() {
+            Some((&start, &len)) if start + len > block => Some(start + len),
+            _ => None,
+        }
+    }
+
+    /// First block at or after `from` that is clear in the bitmap, before `end`.
+    fn next_clear(&mut self, mut from: u64, end: u64) -> Result<Option<u64>> {
+        while from < end {
+            let (bb, bit) = self.bitmap_location(from);
+            let bits = self.bitmap(bb)?;
+            let mut i = bit;
+            let bits_here = (BITMAP_BITS_PER_BLOCK as usize).min(bit + (end - from) as usize);
+            while i < bits_here {
+                if i % 64 == 0 && i + 64 <= bits_here {
+                    let word =
+                        u64::from_le_bytes(bits[i / 8..i / 8 + 8].try_into().expect("8 bytes"));
+                    if word == u64::MAX {
+                        i += 64;
+                        continue;
+                    }
+                }
+                if bits[i / 8] & (1 << (i % 8)) == 0 {
+                    return Ok(Some(from + (i - bit) as u64));
+                }
+                i += 1;
+            }
+            from += (bits_here - bit) as u64;
+        }
+        Ok(None)
+    }
+
+    /// Allocates a run of up to `want` blocks, preferring to start at `goal`.
+    /// Returns (first block, length); ENOSPC when the device is full.
+    pub fn alloc(&mut self, goal: u64, want: u64) -> Result<(u64, u64)> {
+        self.check_writable()?;
+        let want = want.clamp(1, EXTENT_BLOCKS_MAX);
+        let data_start = self.sb.data_start();
+        let end = self.sb.total_blocks - 1; // the backup superblock
+        let goal = if (data_start..end).contains(&goal) {
+            goal
+        } else {
+            self.alloc_cursor
+        };
+        for (from, to) in [(goal, end), (data_start, goal)] {
+            let mut at = from;
+            while let Some(start) = self.next_clear(at, to)? {
+                if let Some(past) = self.pending(start) {
+                    at = past;
+                    continue;
+                }
+                let mut len = 1;
+                while len < want
+                    && start + len < end
+                    && self.pending(start + len).is_none()
+                    && !self.is_used(start + len)?
+                {
+                    len += 1;
+                }
+                self.set_bits(start, len, true)?;
+                self.sb.free_blocks -= len;
+                self.sb_dirty = true;
+                self.alloc_cursor = start + len;
+                return Ok((start, len));
+            }
+        }
+        Err(enospc())
+    }
+
+    /// Frees a run; the blocks become reusable once this transaction commits.
+    pub fn free(&mut self, start: u64, len: u64) -> Result<()> {
+        self.check_writable()?;
+        if start < self.sb.data_start() || start + len > self.sb.total_blocks - 1 {
+            return Err(Error::corrupt(
+                "extent",
+                start,
+                format!("freeing {start}+{len} outside the data area"),
+            ));
+        }
+        self.set_bits(start, len, false)?;
+        self.sb.free_blocks += len;
+        self.sb_dirty = true;
+        for block in start..start + len {
+            // A freed tree node must not be checkpointed over its next owner.
+            if self.dirty.remove(&block) || self.blocks.contains_key(&block) {
+                self.blocks.remove(&block);
+            }
+        }
+        self.pending_free.insert(start, len);
+        Ok(())
+    }
+
+    fn set_bits(&mut self, start: u64, len: u64, used: bool) -> Result<()> {
+        let mut block = start;
+        while block < start + len {
+            let (bb, first_bit) = self.bitmap_location(block);
+            let n = ((BITMAP_BITS_PER_BLOCK as usize - first_bit) as u64).min(start + len - block)
+                as usize;
+            self.dirty.insert(bb);
+            let bits = self.bitmap(bb)?;
+            for bit in first_bit..first_bit + n {
+                let was = bits[bit / 8] & (1 << (bit % 8)) != 0;
+                if was == used {
+                    let state = if used { "allocated" } else { "freed" };
+                    return Err(Error::corrupt(
+                        "bitmap block",
+                        bb,
+                        format!(
+                            "block {} is already {state}",
+                            block + (bit - first_bit) as u64
+                        ),
+                    ));
+                }
+                bits[bit / 8] ^= 1 << (bit % 8);
+            }
+            block += n as u64;
+        }
+        Ok(())
+    }
+
+    // ---- commit (FORMAT.md §4) ----
+
+    /// Commits the running transaction. Returns false when there was nothing to commit.
+    pub fn commit(&mut self) -> Result<bool> {
+        if self.read_only || (self.dirty.is_empty() && !self.sb_dirty) {
+            return Ok(false);
+        }
+        let sequence = self.sb.journal_sequence;
+        let mut next_sb = self.sb.clone();
+        next_sb.journal_sequence = sequence + 1;
+        next_sb.commit_time_sec = now_sec();
+        let sb_image = next_sb.encode();
+
+        let mut images: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len() + 2);
+        images.push((0, sb_image.clone()));
+        for &block in &self.dirty {
+            let cached = self.blocks.get(&block).expect("dirty blocks stay cached");
+            let image = match &cached.content {
+                Content::Raw(raw) => {
+                    let mut image = raw.to_vec();
+                    seal_block(&mut image, MAGIC_BITMAP, block);
+                    image
+                }
+                Content::Node(node) => node.encode(block),
+            };
+            images.push((block, image));
+        }
+        images.push((next_sb.backup_block(), sb_image));
+        if images.len() as u64 > self.transaction_blocks_max() {
+            return Err(Error::refused(
+                libc::ENOSPC,
+                format!(
+                    "transaction of {} blocks does not fit the journal ({} blocks)",
+                    images.len(),
+                    self.sb.journal_blocks
+                ),
+            ));
+        }
+
+        let journal = encode_transaction(sequence, self.sb.journal_start, &images);
+        self.dev.flush()?;
+        write_blocks(self.dev.as_ref(), &journal)?;
+        self.dev.flush()?;
+        write_blocks(self.dev.as_ref(), &images)?;
+
+        for (block, image) in &images {
+            if let Some(Cached {
+                content: Content::Raw(raw),
+                ..
+            }) = self.blocks.get_mut(block)
+            {
+                raw.copy_from_slice(image);
+            }
+        }
+        self.sb = next_sb;
+        self.dirty.clear();
+        self.sb_dirty = false;
+        self.pending_free.clear();
+        self.commits += 1;
+        Ok(true)
+    }
+}
+
+pub fn now_sec() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads the primary superblock; when it is damaged, says whether the backup is intact.
+pub fn read_superblock(dev: &dyn BlockDevice) -> Result<Superblock> {
+    let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+    dev.read_at(0, &mut buf[..])?;
+    match Superblock::decode(&buf[..], 0) {
+        Ok(sb) => Ok(sb),
+        Err(primary) => {
+            let backup_block = dev.geometry().size_bytes / BLOCK_BYTES_U64 - 1;
+            dev.read_at(backup_block * BLOCK_BYTES_U64, &mut buf[..])?;
+            let hint = match Superblock::decode(&buf[..], backup_block) {
+                Ok(_) => format!("; the backup superblock at block {backup_block} is intact: `vexfs fsck --repair` restores it"),
+                Err(_) => format!("; the backup superblock at block {backup_block} is damaged too"),
+            };
+            match primary {
+                Error::Corrupt {
+                    what,
+                    location,
+                    reason,
+                } => Err(Error::corrupt(what, location, reason + &hint)),
+                other => Err(other),
+            }
+        }
+    }
+}
+
+pub fn write_blocks(dev: &dyn BlockDevice, images: &[(u64, Vec<u8>)]) -> Result<()> {
+    for chunk in images.chunks(WRITE_BATCH_BLOCKS) {
+        let mut bufs: Vec<(u64, AlignedBuf)> = chunk
+            .iter()
+            .map(|(block, image)| {
+                let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+                buf[..].copy_from_slice(image);
+                (*block, buf)
+            })
+            .collect();
+        let mut ops: Vec<IoOp<'_>> = bufs
+            .iter_mut()
+            .map(|(block, buf)| IoOp::Write {
+                offset: *block * BLOCK_BYTES_U64,
+                buf: &buf[..],
+                fua: false,
+            })
+            .collect();
+        dev.submit(&mut ops)?;
+    }
+    Ok(())
+}
+
+/// Descriptor: header | sequence u64 @16 | first_entry u32 @24 | image_count u32 @28 | home block u64 × 508 @32.
+/// Commit: header | sequence u64 @16 | image_count u32 @24 | descriptor_count u32 @28 | crc32c of descriptors and images u32 @32.
+fn encode_transaction(
+    sequence: u64,
+    journal_start: u64,
+    images: &[(u64, Vec<u8>)],
+) -> Vec<(u64, Vec<u8>)> {
+    let descriptors = images.len().div_ceil(DESCRIPTOR_ENTRIES_MAX);
+    let mut out = Vec::with_capacity(descriptors + images.len() + 1);
+    let mut position = journal_start;
+    for (d, chunk) in images.chunks(DESCRIPTOR_ENTRIES_MAX).enumerate() {
+        let mut b = vec![0u8; BLOCK_BYTES];
+        put_u64(&mut b, 16, sequence);
+        put_u32(&mut b, 24, (d * DESCRIPTOR_ENTRIES_MAX) as u32);
+        put_u32(&mut b, 28, images.len() as u32);
+        for (i, (home, _)) in chunk.iter().enumerate() {
+            put_u64(&mut b, 32 + i * 8, *home);
+        }
+        seal_block(&mut b, MAGIC_JOURNAL_DESCRIPTOR, position);
+        out.push((position, b));
+        position += 1;
+    }
+    let mut crc = 0u32;
+    for (_, d) in &out {
+        crc = crc32c::crc32c_append(crc, d);
+    }
+    for (_, image) in images {
+        crc = crc32c::crc32c_append(crc, image);
+        out.push((position, image.clone()));
+        position += 1;
+    }
+    let mut c = vec![0u8; BLOCK_BYTES];
+    put_u64(&mut c, 16, sequence);
+    put_u32(&mut c, 24, images.len() as u32);
+    put_u32(&mut c, 28, descriptors as u32);
+    put_u32(&mut c, 32, crc);
+    seal_block(&mut c, MAGIC_JOURNAL_COMMIT, position);
+    out.push((position, c));
+    out
+}
+
+/// The committed transaction at the start of the journal, if there is one
+/// that belongs to this superblock's generation and whose checksum holds.
+pub fn read_journal(dev: &dyn BlockDevice, sb: &Superblock) -> Result<Option<(u64, BlockImages)>> {
+    let read = |block: u64| -> Result<Vec<u8>> {
+        let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+        dev.read_at(block * BLOCK_BYTES_U64, &mut buf[..])?;
+        Ok(buf[..].to_vec())
+    };
+    let start = sb.journal_start;
+    let first = read(start)?;
+    if check_block(
+        &first,
+        MAGIC_JOURNAL_DESCRIPTOR,
+        start,
+        "journal descriptor",
+    )
+    .is_err()
+    {
+        return Ok(None);
+    }
+    let sequence = le_u64(&first, 16);
+    // The transaction not yet checkpointed carries the superblock's sequence;
+    // the one before it may still sit there, fully checkpointed (replay is idempotent).
+    if sequence != sb.journal_sequence && sequence + 1 != sb.journal_sequence {
+        return Ok(None);
+    }
+    let count = le_u32(&first, 28) as usize;
+    let descriptors = count.div_ceil(DESCRIPTOR_ENTRIES_MAX);
+    if count == 0 || (descriptors + count + 1) as u64 > sb.journal_blocks {
+        return Ok(None);
+    }
+    let mut crc = 0u32;
+    let mut homes = Vec::with_capacity(count);
+    for d in 0..descriptors {
+        let position = start + d as u64;
+        let b = if d == 0 {
+            first.clone()
+        } else {
+            read(position)?
+        };
+        if check_block(&b, MAGIC_JOURNAL_DESCRIPTOR, position, "journal descriptor").is_err()
+            || le_u64(&b, 16) != sequence
+        {
+            return Ok(None);
+        }
+        crc = crc32c::crc32c_append(crc, &b);
+        let in_this = (count - d * DESCRIPTOR_ENTRIES_MAX).min(DESCRIPTOR_ENTRIES_MAX);
+        for i in 0..in_this {
+            homes.push(le_u64(&b, 32 + i * 8));
+        }
+    }
+    let mut images = Vec::with_capacity(count);
+    for (i, home) in homes.into_iter().enumerate() {
+        if home >= sb.total_blocks {
+            return Ok(None);
+        }
+        let image = read(start + (descriptors + i) as u64)?;
+        crc = crc32c::crc32c_append(crc, &image);
+        images.push((home, image));
+    }
+    let position = start + (descriptors + count) as u64;
+    let c = read(position)?;
+    let complete = check_block(&c, MAGIC_JOURNAL_COMMIT, position, "journal commit").is_ok()
+        && le_u64(&c, 16) == sequence
+        && le_u32(&c, 24) as usize == count
+        && le_u32(&c, 32) == crc;
+    Ok(complete.then_some((sequence, images)))
+}
