@@ -861,6 +861,8 @@ impl Fs {
 
     /// Writes everything back; the image is consistent when this returns.
     pub fn unmount(&self) -> Result<()> {
-        self.sync()
+        self.sync()?;
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.lock().retire_journal()
     }
 }

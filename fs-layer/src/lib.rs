@@ -14,7 +14,9 @@ pub mod file;
 pub mod format;
 pub mod fs;
 pub mod fsck;
+pub mod fuse;
 pub mod mkfs;
+pub mod mount;
 pub mod store;
 pub mod xattr;
 

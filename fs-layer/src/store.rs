@@ -461,6 +461,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// After a final commit: makes the checkpoint durable and empties the
+    /// journal, so the next mount has nothing to replay.
+    pub fn retire_journal(&mut self) -> Result<()> {
+        if self.read_only || !self.dirty.is_empty() || self.sb_dirty {
+            return Ok(());
+        }
+        self.dev.flush()?;
+        write_blocks(self.dev.as_ref(), &[(self.sb.journal_start, vec![0u8; BLOCK_BYTES])])?;
+        self.dev.flush()?;
+        Ok(())
+    }
+}
+
 pub fn now_sec() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

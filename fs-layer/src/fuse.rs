@@ -1,0 +1,472 @@
+//! The FUSE protocol side: turns kernel requests into [`Fs`] calls and
+//! errors into errnos. Holds no filesystem state of its own beyond open
+//! file handles (which descriptor was opened how).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::error::Error;
+use crate::format::{InodeRecord, Timespec, BLOCK_BYTES, NAME_BYTES_MAX};
+use crate::fs::{Fs, SetAttr, TimeSet};
+
+/// How long the kernel may cache names and attributes. This daemon is the
+/// only writer of its device, so the cache is never stale for long.
+const ATTR_TTL: Duration = Duration::from_secs(1);
+/// Largest write the kernel sends in one request.
+pub const MAX_WRITE_BYTES: u32 = 1 << 20;
+/// Entries fetched per readdir batch.
+const READDIR_BATCH: usize = 256;
+
+/// An open file description: which inode, and the open(2) flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Handle {
+    pub ino: u64,
+    pub flags: i32,
+}
+
+pub struct VexFuse {
+    fs: Arc<Fs>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_handle: AtomicU64,
+}
+
+impl VexFuse {
+    pub fn new(fs: Arc<Fs>) -> VexFuse {
+        VexFuse { fs, handles: Mutex::new(HashMap::new()), next_handle: AtomicU64::new(1) }
+    }
+
+    fn open_handle(&self, ino: u64, flags: i32) -> FileHandle {
+        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Handle { ino, flags });
+        self.fs.opened(ino);
+        FileHandle(fh)
+    }
+
+    pub fn handle(&self, fh: FileHandle) -> Option<Handle> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).copied()
+    }
+}
+
+/// Logs what the daemon's operator needs (corruption, device errors) and
+/// hands the kernel the errno.
+fn errno(op: &str, e: Error) -> Errno {
+    if matches!(e, Error::Corrupt { .. } | Error::Device(_)) {
+        eprintln!("vexfs: {op}: {e}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn system_time(t: Timespec) -> SystemTime {
+    if t.sec >= 0 {
+        UNIX_EPOCH + Duration::new(t.sec as u64, t.nsec)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.sec.unsigned_abs()) + Duration::from_nanos(t.nsec as u64)
+    }
+}
+
+fn timespec(t: SystemTime) -> Timespec {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
+        Err(before) => {
+            let d = before.duration();
+            let (mut sec, mut nsec) = (-(d.as_secs() as i64), d.subsec_nanos());
+            if nsec > 0 {
+                sec -= 1;
+                nsec = 1_000_000_000 - nsec;
+            }
+            Timespec { sec, nsec }
+        }
+    }
+}
+
+fn kind(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        _ => FileType::RegularFile,
+    }
+}
+
+pub fn attr(ino: u64, r: &InodeRecord) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: r.size,
+        blocks: r.blocks * (BLOCK_BYTES as u64 / 512),
+        atime: system_time(r.atime),
+        mtime: system_time(r.mtime),
+        ctime: system_time(r.ctime),
+        crtime: system_time(r.crtime),
+        kind: kind(r.mode),
+        perm: (r.mode & 0o7777) as u16,
+        nlink: r.nlink,
+        uid: r.uid,
+        gid: r.gid,
+        rdev: r.rdev,
+        blksize: BLOCK_BYTES as u32,
+        flags: 0,
+    }
+}
+
+fn time_set(t: TimeOrNow) -> TimeSet {
+    match t {
+        TimeOrNow::Now => TimeSet::Now,
+        TimeOrNow::SpecificTime(at) => TimeSet::At(timespec(at)),
+    }
+}
+
+impl fuser::Filesystem for VexFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_WRITE_BYTES);
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        let _ = config.set_time_granularity(Duration::from_nanos(1));
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        if let Err(e) = self.fs.unmount() {
+            eprintln!("vexfs: writing back at unmount failed: {e}");
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name.as_bytes()) {
+            Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            Err(e) => reply.error(errno("lookup", e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
+            Ok(r) => reply.attr(&ATTR_TTL, &attr(ino.0, &r)),
+            Err(e) => reply.error(errno("getattr", e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time_set),
+            mtime: mtime.map(time_set),
+            ctime: ctime.map(timespec),
+        };
+        match self.fs.setattr(ino.0, &changes) {
+            Ok(r) => reply.attr(&ATTR_TTL, &attr(ino.0, &r)),
+            Err(e) => reply.error(errno("setattr", e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(target) => reply.data(&target),
+            Err(e) => reply.error(errno("readlink", e)),
+        }
+    }
+
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+        match self.fs.mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid()) {
+            Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            Err(e) => reply.error(errno("mknod", e)),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        let mode = libc::S_IFDIR | (mode & 0o7777);
+        match self.fs.mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid()) {
+            Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            Err(e) => reply.error(errno("mkdir", e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(parent.0, name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("unlink", e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(parent.0, name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rmdir", e)),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        match self.fs.symlink(parent.0, link_name.as_bytes(), target.as_os_str().as_bytes(), req.uid(), req.gid()) {
+            Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            Err(e) => reply.error(errno("symlink", e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self.fs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags.bits()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rename", e)),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        match self.fs.link(ino.0, newparent.0, newname.as_bytes()) {
+            Ok(r) => reply.entry(&ATTR_TTL, &attr(ino.0, &r), Generation(0)),
+            Err(e) => reply.error(errno("link", e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(ino.0) {
+            Ok(r) if r.is_dir() => reply.error(Errno::EISDIR),
+            Ok(_) => reply.opened(self.open_handle(ino.0, flags.0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno("open", e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(ino.0, offset, size as usize) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno("read", e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let result = self.fs.write(ino.0, offset, data);
+        // O_SYNC / O_DSYNC: durable before the write returns.
+        let result = match result {
+            Ok(n) if flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0 => self.fs.sync().map(|_| n),
+            other => other,
+        };
+        match result {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno("write", e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        // Data is written through at write(); durability is fsync's job.
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        match self.fs.released(ino.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("release", e)),
+        }
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.fs.sync() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fsync", e)),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(ino.0) {
+            Ok(r) if r.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(errno("opendir", e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let mut cookie = offset;
+        loop {
+            let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
+                Ok(batch) => batch,
+                Err(e) => return reply.error(errno("readdir", e)),
+            };
+            if batch.is_empty() {
+                return reply.ok();
+            }
+            for (next, entry, r) in batch {
+                if reply.add(INodeNo(entry.ino), next, kind(r.mode), OsStr::from_bytes(&entry.name)) {
+                    return reply.ok();
+                }
+                cookie = next;
+            }
+        }
+    }
+
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let mut cookie = offset;
+        loop {
+            let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
+                Ok(batch) => batch,
+                Err(e) => return reply.error(errno("readdirplus", e)),
+            };
+            if batch.is_empty() {
+                return reply.ok();
+            }
+            for (next, entry, r) in batch {
+                let a = attr(entry.ino, &r);
+                if reply.add(INodeNo(entry.ino), next, OsStr::from_bytes(&entry.name), &ATTR_TTL, &a, Generation(0)) {
+                    return reply.ok();
+                }
+                cookie = next;
+            }
+        }
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        match self.fs.sync() {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fsyncdir", e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        let bsize = BLOCK_BYTES as u32;
+        reply.statfs(s.blocks, s.free_blocks, s.free_blocks, s.files, s.free_files, bsize, NAME_BYTES_MAX as u32, bsize);
+    }
+
+    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        match self.fs.setxattr(ino.0, name.as_bytes(), value, flags) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("setxattr", e)),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.fs.getxattr(ino.0, name.as_bytes()) {
+            Ok(value) if size == 0 => reply.size(value.len() as u32),
+            Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(value) => reply.data(&value),
+            Err(e) => reply.error(errno("getxattr", e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(ino.0) {
+            Ok(names) => {
+                let mut list = Vec::new();
+                for name in names {
+                    list.extend_from_slice(&name);
+                    list.push(0);
+                }
+                if size == 0 {
+                    reply.size(list.len() as u32)
+                } else if list.len() > size as usize {
+                    reply.error(Errno::ERANGE)
+                } else {
+                    reply.data(&list)
+                }
+            }
+            Err(e) => reply.error(errno("listxattr", e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.removexattr(ino.0, name.as_bytes()) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("removexattr", e)),
+        }
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, flags: i32, reply: ReplyCreate) {
+        match self.fs.mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid()) {
+            Ok((ino, r)) => {
+                let fh = self.open_handle(ino, flags);
+                reply.created(&ATTR_TTL, &attr(ino, &r), Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE)
+            }
+            Err(e) => reply.error(errno("create", e)),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        match self.fs.fallocate(ino.0, offset, length, mode) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("fallocate", e)),
+        }
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        // The vector ioctls arrive with issue 4; everything else is not ours.
+        reply.error(Errno::ENOTTY);
+    }
+}
