@@ -131,14 +131,27 @@ impl Node {
     /// Moves the upper half into a new node; returns it.
     fn split(&mut self) -> Node {
         let at = if self.is_leaf() {
-            let half = self.leaf_bytes() / 2;
-            let mut bytes = NODE_HEADER_BYTES;
-            let mut at = 0;
-            while at < self.vals.len() - 1 && bytes < half {
-                bytes += LEAF_SLOT_BYTES + self.vals[at].len();
-                at += 1;
+            // The split point nearest the middle at which both halves fit;
+            // one exists because no item exceeds ITEM_BYTES_MAX.
+            let sizes: Vec<usize> = self
+                .vals
+                .iter()
+                .map(|v| LEAF_SLOT_BYTES + v.len())
+                .collect();
+            let total: usize = sizes.iter().sum();
+            let mut left = 0;
+            let mut best = None;
+            for at in 1..sizes.len() {
+                left += sizes[at - 1];
+                let fits = NODE_HEADER_BYTES + left <= BLOCK_BYTES
+                    && NODE_HEADER_BYTES + total - left <= BLOCK_BYTES;
+                let imbalance = left.abs_diff(total - left);
+                if fits && best.is_none_or(|(_, b)| imbalance < b) {
+                    best = Some((at, imbalance));
+                }
             }
-            at.max(1)
+            best.expect("a leaf holding items of at most ITEM_BYTES_MAX always has a split point")
+                .0
         } else {
             self.keys.len() / 2
         };

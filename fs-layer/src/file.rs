@@ -142,6 +142,8 @@ struct Run {
     len: u64,
     /// No data of the file is there yet: partial blocks are padded with zeros, not read.
     fresh: bool,
+    /// Allocated by this write (rather than an unwritten extent it converts).
+    allocated: bool,
 }
 
 impl Fs {
@@ -210,38 +212,70 @@ impl Fs {
                 format!("write past FILE_BYTES_MAX {FILE_BYTES_MAX}"),
             ));
         };
-        let file = self.file_state(ino);
-        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
-        {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-            let first = offset / BLOCK_BYTES_U64;
-            let last = (end - 1) / BLOCK_BYTES_U64;
-            let runs = {
-                let mut st = self.lock();
-                Fs::regular_file(&mut st, ino)?;
-                self.plan_write(&mut st, ino, first, last)?
-            };
-            // On failure the extents stay (their blocks are the file's now),
-            // but the size does not grow over data that never arrived.
-            self.write_runs(&runs, first, offset, data)?;
-            let mut st = self.lock();
-            let mut record = Fs::inode(&mut st, ino)?;
-            record.size = record.size.max(end);
-            let t = now();
-            record.mtime = t;
-            record.ctime = t;
-            if record.mode & (libc::S_ISUID | libc::S_ISGID) != 0 && record.is_reg() {
-                // A write by anyone drops set-ID bits, as the kernel does for
-                // filesystems that do not handle killpriv themselves.
-                record.mode &= !libc::S_ISUID;
-                if record.mode & libc::S_IXGRP != 0 {
-                    record.mode &= !libc::S_ISGID;
-                }
+        match self.write_once(ino, offset, end, data) {
+            // Blocks freed by the running transaction become usable at its commit.
+            Err(e) if e.errno() == libc::ENOSPC && self.lock().has_pending_frees() => {
+                self.sync()?;
+                self.write_once(ino, offset, end, data)?;
             }
-            Fs::put_inode(&mut st, ino, &record)?;
+            other => other?,
         }
         self.commit_if_large()?;
         Ok(data.len())
+    }
+
+    fn write_once(&self, ino: u64, offset: u64, end: u64, data: &[u8]) -> Result<()> {
+        let file = self.file_state(ino);
+        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let first = offset / BLOCK_BYTES_U64;
+        let last = (end - 1) / BLOCK_BYTES_U64;
+        let runs = {
+            let mut st = self.lock();
+            Fs::regular_file(&mut st, ino)?;
+            self.plan_write(&mut st, ino, first, last)?
+        };
+        let mut st = if let Err(e) = self.write_runs(&runs, first, offset, data) {
+            // Blocks that never got their data go back to what they were.
+            let mut st = self.lock();
+            let mut record = Fs::inode(&mut st, ino)?;
+            for run in runs.iter().filter(|r| r.fresh) {
+                cut(&mut st, ino, run.logical, run.logical + run.len - 1)?;
+                if run.allocated {
+                    st.free(run.physical, run.len)?;
+                    record.blocks -= run.len;
+                } else {
+                    map(
+                        &mut st,
+                        ino,
+                        Extent {
+                            logical: run.logical,
+                            physical: run.physical,
+                            len: run.len,
+                            flags: EXTENT_FLAG_UNWRITTEN,
+                        },
+                    )?;
+                }
+            }
+            Fs::put_inode(&mut st, ino, &record)?;
+            return Err(e);
+        } else {
+            self.lock()
+        };
+        let mut record = Fs::inode(&mut st, ino)?;
+        record.size = record.size.max(end);
+        let t = now();
+        record.mtime = t;
+        record.ctime = t;
+        if record.mode & (libc::S_ISUID | libc::S_ISGID) != 0 && record.is_reg() {
+            // A write drops set-ID bits, as the kernel does for filesystems
+            // that do not handle killpriv themselves.
+            record.mode &= !libc::S_ISUID;
+            if record.mode & libc::S_IXGRP != 0 {
+                record.mode &= !libc::S_ISGID;
+            }
+        }
+        Fs::put_inode(&mut st, ino, &record)
     }
 
     /// Maps logical blocks [first, last] for writing: holes get new blocks,
@@ -273,7 +307,7 @@ impl Fs {
         for &(lo, hi) in &holes {
             let mut at = lo;
             while at <= hi {
-                match st.alloc(goal, hi - at + 1) {
+                match st.alloc_data(goal, hi - at + 1) {
                     Ok((physical, len)) => {
                         fresh.push(Extent {
                             logical: at,
@@ -303,6 +337,7 @@ impl Fs {
                 physical: f.physical,
                 len: f.len,
                 fresh: true,
+                allocated: true,
             });
         }
         for e in existing {
@@ -327,6 +362,7 @@ impl Fs {
                 physical,
                 len: hi - lo + 1,
                 fresh: e.unwritten(),
+                allocated: false,
             });
         }
         if allocated > 0 {
@@ -475,7 +511,7 @@ impl Fs {
             for (lo, hi) in holes {
                 let mut at = lo;
                 while at <= hi {
-                    match st.alloc(goal, hi - at + 1) {
+                    match st.alloc_data(goal, hi - at + 1) {
                         Ok((physical, n)) => {
                             got.push(Extent {
                                 logical: at,

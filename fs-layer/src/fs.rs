@@ -95,25 +95,6 @@ impl Fs {
         if let Some(blocks) = options.cache_blocks {
             store.set_cache_blocks_max(blocks);
         }
-        let sb = &store.sb;
-        if sb.incompat & !INCOMPAT_KNOWN != 0 {
-            return Err(Error::refused(
-                libc::EINVAL,
-                format!(
-                    "unknown incompatible features {:#x}",
-                    sb.incompat & !INCOMPAT_KNOWN
-                ),
-            ));
-        }
-        if sb.ro_compat & !RO_COMPAT_KNOWN != 0 && !options.read_only {
-            return Err(Error::refused(
-                libc::EROFS,
-                format!(
-                    "unknown read-only-compatible features {:#x}: mount read-only",
-                    sb.ro_compat
-                ),
-            ));
-        }
         let fs = Fs {
             dev,
             meta: Mutex::new(store),

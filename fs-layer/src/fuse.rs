@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::error::Error;
@@ -43,18 +44,29 @@ pub struct VexFuse {
 
 impl VexFuse {
     pub fn new(fs: Arc<Fs>) -> VexFuse {
-        VexFuse { fs, handles: Mutex::new(HashMap::new()), next_handle: AtomicU64::new(1) }
+        VexFuse {
+            fs,
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        }
     }
 
     fn open_handle(&self, ino: u64, flags: i32) -> FileHandle {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Handle { ino, flags });
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Handle { ino, flags });
         self.fs.opened(ino);
         FileHandle(fh)
     }
 
     pub fn handle(&self, fh: FileHandle) -> Option<Handle> {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0).copied()
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&fh.0)
+            .copied()
     }
 }
 
@@ -77,7 +89,10 @@ fn system_time(t: Timespec) -> SystemTime {
 
 fn timespec(t: SystemTime) -> Timespec {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() },
+        Ok(d) => Timespec {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos(),
+        },
         Err(before) => {
             let d = before.duration();
             let (mut sec, mut nsec) = (-(d.as_secs() as i64), d.subsec_nanos());
@@ -132,7 +147,8 @@ fn time_set(t: TimeOrNow) -> TimeSet {
 impl fuser::Filesystem for VexFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE_BYTES);
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
         let _ = config.set_time_granularity(Duration::from_nanos(1));
         Ok(())
@@ -198,16 +214,39 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
-        match self.fs.mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid()) {
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        match self
+            .fs
+            .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
+        {
             Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
             Err(e) => reply.error(errno("mknod", e)),
         }
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
         let mode = libc::S_IFDIR | (mode & 0o7777);
-        match self.fs.mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid()) {
+        match self
+            .fs
+            .mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid())
+        {
             Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
             Err(e) => reply.error(errno("mkdir", e)),
         }
@@ -227,8 +266,21 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        match self.fs.symlink(parent.0, link_name.as_bytes(), target.as_os_str().as_bytes(), req.uid(), req.gid()) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.symlink(
+            parent.0,
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+            req.uid(),
+            req.gid(),
+        ) {
             Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
             Err(e) => reply.error(errno("symlink", e)),
         }
@@ -244,13 +296,26 @@ impl fuser::Filesystem for VexFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        match self.fs.rename(parent.0, name.as_bytes(), newparent.0, newname.as_bytes(), flags.bits()) {
+        match self.fs.rename(
+            parent.0,
+            name.as_bytes(),
+            newparent.0,
+            newname.as_bytes(),
+            flags.bits(),
+        ) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("rename", e)),
         }
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         match self.fs.link(ino.0, newparent.0, newname.as_bytes()) {
             Ok(r) => reply.entry(&ATTR_TTL, &attr(ino.0, &r), Generation(0)),
             Err(e) => reply.error(errno("link", e)),
@@ -260,7 +325,10 @@ impl fuser::Filesystem for VexFuse {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.getattr(ino.0) {
             Ok(r) if r.is_dir() => reply.error(Errno::EISDIR),
-            Ok(_) => reply.opened(self.open_handle(ino.0, flags.0), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(_) => reply.opened(
+                self.open_handle(ino.0, flags.0),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Err(e) => reply.error(errno("open", e)),
         }
     }
@@ -306,7 +374,14 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // Data is written through at write(); durability is fsync's job.
         reply.ok();
     }
@@ -321,14 +396,24 @@ impl fuser::Filesystem for VexFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh.0);
         match self.fs.released(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("release", e)),
         }
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.fs.sync() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsync", e)),
@@ -343,7 +428,14 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let mut cookie = offset;
         loop {
             let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
@@ -354,7 +446,12 @@ impl fuser::Filesystem for VexFuse {
                 return reply.ok();
             }
             for (next, entry, r) in batch {
-                if reply.add(INodeNo(entry.ino), next, kind(r.mode), OsStr::from_bytes(&entry.name)) {
+                if reply.add(
+                    INodeNo(entry.ino),
+                    next,
+                    kind(r.mode),
+                    OsStr::from_bytes(&entry.name),
+                ) {
                     return reply.ok();
                 }
                 cookie = next;
@@ -362,7 +459,14 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         let mut cookie = offset;
         loop {
             let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
@@ -374,7 +478,14 @@ impl fuser::Filesystem for VexFuse {
             }
             for (next, entry, r) in batch {
                 let a = attr(entry.ino, &r);
-                if reply.add(INodeNo(entry.ino), next, OsStr::from_bytes(&entry.name), &ATTR_TTL, &a, Generation(0)) {
+                if reply.add(
+                    INodeNo(entry.ino),
+                    next,
+                    OsStr::from_bytes(&entry.name),
+                    &ATTR_TTL,
+                    &a,
+                    Generation(0),
+                ) {
                     return reply.ok();
                 }
                 cookie = next;
@@ -382,7 +493,14 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         match self.fs.sync() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsyncdir", e)),
@@ -392,10 +510,28 @@ impl fuser::Filesystem for VexFuse {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let s = self.fs.statfs();
         let bsize = BLOCK_BYTES as u32;
-        reply.statfs(s.blocks, s.free_blocks, s.free_blocks, s.files, s.free_files, bsize, NAME_BYTES_MAX as u32, bsize);
+        reply.statfs(
+            s.blocks,
+            s.free_blocks,
+            s.free_blocks,
+            s.files,
+            s.free_files,
+            bsize,
+            NAME_BYTES_MAX as u32,
+            bsize,
+        );
     }
 
-    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         match self.fs.setxattr(ino.0, name.as_bytes(), value, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", e)),
@@ -438,17 +574,44 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, flags: i32, reply: ReplyCreate) {
-        match self.fs.mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid()) {
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self
+            .fs
+            .mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid())
+        {
             Ok((ino, r)) => {
                 let fh = self.open_handle(ino, flags);
-                reply.created(&ATTR_TTL, &attr(ino, &r), Generation(0), fh, FopenFlags::FOPEN_KEEP_CACHE)
+                reply.created(
+                    &ATTR_TTL,
+                    &attr(ino, &r),
+                    Generation(0),
+                    fh,
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                )
             }
             Err(e) => reply.error(errno("create", e)),
         }
     }
 
-    fn fallocate(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
         match self.fs.fallocate(ino.0, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fallocate", e)),

@@ -22,7 +22,11 @@ const FSCK_PROBLEMS: u8 = 4;
 const FSCK_FAILED: u8 = 8;
 
 #[derive(Parser)]
-#[command(name = "vexfs", version, about = "VexFS: format, check and mount (FUSE over the io_uring engine)")]
+#[command(
+    name = "vexfs",
+    version,
+    about = "VexFS: format, check and mount (FUSE over the io_uring engine)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,7 +82,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
-    let program = args.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned()).unwrap_or_default();
+    let program = args
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
     if let Some(sub) = program.strip_suffix(".vexfs") {
         if matches!(sub, "mkfs" | "fsck" | "mount") {
             args.insert(1, sub.to_string());
@@ -95,30 +108,57 @@ fn main() -> ExitCode {
 }
 
 fn open(path: &str, read_only: bool) -> anyhow::Result<Arc<dyn BlockDevice>> {
-    open_backing(path, UringOptions { read_only, ..UringOptions::default() }).with_context(|| format!("opening {path}"))
+    open_backing(
+        path,
+        UringOptions {
+            read_only,
+            ..UringOptions::default()
+        },
+    )
+    .with_context(|| format!("opening {path}"))
 }
 
 fn absolute(path: &str) -> anyhow::Result<String> {
     if path.starts_with("ram:") {
         return Ok(path.to_string());
     }
-    Ok(std::fs::canonicalize(path).with_context(|| format!("{path}"))?.to_string_lossy().into_owned())
+    Ok(std::fs::canonicalize(path)
+        .with_context(|| format!("{path}"))?
+        .to_string_lossy()
+        .into_owned())
 }
 
 fn run(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Mkfs { path, size, label, force } => {
+        Command::Mkfs {
+            path,
+            size,
+            label,
+            force,
+        } => {
             if let Some(size) = size {
                 let bytes = parse_size(&size)?;
                 if !Path::new(&path).exists() {
-                    let file = std::fs::File::create_new(&path).with_context(|| format!("creating {path}"))?;
-                    file.set_len(bytes).with_context(|| format!("sizing {path}"))?;
-                } else if std::fs::metadata(&path)?.is_file() && std::fs::metadata(&path)?.len() != bytes {
+                    let file = std::fs::File::create_new(&path)
+                        .with_context(|| format!("creating {path}"))?;
+                    file.set_len(bytes)
+                        .with_context(|| format!("sizing {path}"))?;
+                } else if std::fs::metadata(&path)?.is_file()
+                    && std::fs::metadata(&path)?.len() != bytes
+                {
                     bail!("{path} exists with another size; remove it or leave out --size");
                 }
             }
             let dev = open(&path, false)?;
-            let sb = mkfs(dev.as_ref(), &MkfsOptions { label, force, root_uid: 0, root_gid: 0 })?;
+            let sb = mkfs(
+                dev.as_ref(),
+                &MkfsOptions {
+                    label,
+                    force,
+                    root_uid: 0,
+                    root_gid: 0,
+                },
+            )?;
             print_superblock(&path, &sb);
             Ok(0)
         }
@@ -149,7 +189,13 @@ fn run(command: Command) -> anyhow::Result<u8> {
                 Ok(FSCK_PROBLEMS)
             }
         }
-        Command::Mount { path, mountpoint, options, foreground, .. } => {
+        Command::Mount {
+            path,
+            mountpoint,
+            options,
+            foreground,
+            ..
+        } => {
             let mountpoint = PathBuf::from(absolute(&mountpoint.to_string_lossy())?);
             let mut request = MountRequest {
                 device: absolute(&path)?,
@@ -186,7 +232,8 @@ fn restore_superblock(dev: &dyn BlockDevice) -> anyhow::Result<bool> {
     }
     let backup = dev.geometry().size_bytes / BLOCK_BYTES_U64 - 1;
     dev.read_at(backup * BLOCK_BYTES_U64, &mut buf[..])?;
-    let sb = Superblock::decode(&buf[..], backup).context("the backup superblock is damaged too; nothing to restore from")?;
+    let sb = Superblock::decode(&buf[..], backup)
+        .context("the backup superblock is damaged too; nothing to restore from")?;
     buf.copy_from_slice(&sb.encode());
     dev.write_at(0, &buf[..])?;
     dev.flush()?;
@@ -194,17 +241,50 @@ fn restore_superblock(dev: &dyn BlockDevice) -> anyhow::Result<bool> {
 }
 
 fn print_superblock(path: &str, sb: &Superblock) {
-    let uuid: String = sb.uuid.iter().enumerate().map(|(i, b)| if matches!(i, 4 | 6 | 8 | 10) { format!("-{b:02x}") } else { format!("{b:02x}") }).collect();
+    let uuid: String = sb
+        .uuid
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                format!("-{b:02x}")
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect();
     let used = sb.total_blocks - sb.free_blocks;
     println!("{path}: VexFS format {}", sb.format_version);
     println!("  uuid           {uuid}");
     println!("  label          {:?}", sb.label);
-    println!("  size           {} bytes ({} blocks of {BLOCK_BYTES})", sb.total_blocks * BLOCK_BYTES_U64, sb.total_blocks);
-    println!("  used           {} blocks ({:.1}%), {} free", used, used as f64 * 100.0 / sb.total_blocks as f64, sb.free_blocks);
+    println!(
+        "  size           {} bytes ({} blocks of {BLOCK_BYTES})",
+        sb.total_blocks * BLOCK_BYTES_U64,
+        sb.total_blocks
+    );
+    println!(
+        "  used           {} blocks ({:.1}%), {} free",
+        used,
+        used as f64 * 100.0 / sb.total_blocks as f64,
+        sb.free_blocks
+    );
     println!("  inodes         {} (next {})", sb.inode_count, sb.next_ino);
-    println!("  journal        blocks {}..{} ({} KiB), next sequence {}", sb.journal_start, sb.journal_start + sb.journal_blocks, sb.journal_blocks * 4, sb.journal_sequence);
-    println!("  bitmap         blocks {}..{}", sb.bitmap_start, sb.bitmap_start + sb.bitmap_blocks);
-    println!("  tree           root {} height {}", sb.tree_root, sb.tree_height);
+    println!(
+        "  journal        blocks {}..{} ({} KiB), next sequence {}",
+        sb.journal_start,
+        sb.journal_start + sb.journal_blocks,
+        sb.journal_blocks * 4,
+        sb.journal_sequence
+    );
+    println!(
+        "  bitmap         blocks {}..{}",
+        sb.bitmap_start,
+        sb.bitmap_start + sb.bitmap_blocks
+    );
+    println!(
+        "  tree           root {} height {}",
+        sb.tree_root, sb.tree_height
+    );
     println!("  backup sb      block {}", sb.backup_block());
     println!("  mounts         {}", sb.mount_count);
 }

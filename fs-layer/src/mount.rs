@@ -47,9 +47,17 @@ impl MountRequest {
                 "allow_other" => self.allow_other = true,
                 "ro" => self.read_only = true,
                 "rw" => self.read_only = false,
-                "defaults" | "default_permissions" | "auto" | "noauto" | "nouser" | "user" | "_netdev" => {}
+                "defaults"
+                | "default_permissions"
+                | "auto"
+                | "noauto"
+                | "nouser"
+                | "user"
+                | "_netdev" => {}
                 "atime" => self.kernel_options.push(MountOption::Atime),
-                "noatime" | "relatime" | "nodiratime" => self.kernel_options.push(MountOption::NoAtime),
+                "noatime" | "relatime" | "nodiratime" => {
+                    self.kernel_options.push(MountOption::NoAtime)
+                }
                 "suid" => self.kernel_options.push(MountOption::Suid),
                 "nosuid" => self.kernel_options.push(MountOption::NoSuid),
                 "dev" => self.kernel_options.push(MountOption::Dev),
@@ -60,13 +68,21 @@ impl MountRequest {
                 "async" => self.kernel_options.push(MountOption::Async),
                 "dirsync" => self.kernel_options.push(MountOption::DirSync),
                 "threads" => {
-                    let n: usize = value.parse().with_context(|| format!("threads={value}: not a number"))?;
+                    let n: usize = value
+                        .parse()
+                        .with_context(|| format!("threads={value}: not a number"))?;
                     if !(1..=THREADS_MAX).contains(&n) {
                         bail!("threads={n}: must be 1..={THREADS_MAX}");
                     }
                     self.threads = n;
                 }
-                "cache_blocks" => self.cache_blocks = Some(value.parse().with_context(|| format!("cache_blocks={value}: not a number"))?),
+                "cache_blocks" => {
+                    self.cache_blocks = Some(
+                        value
+                            .parse()
+                            .with_context(|| format!("cache_blocks={value}: not a number"))?,
+                    )
+                }
                 "log" => self.log = Some(PathBuf::from(value)),
                 "foreground" => self.foreground = true,
                 other => bail!("unknown mount option {other:?}"),
@@ -81,10 +97,20 @@ impl MountRequest {
             MountOption::FSName(self.device.clone()),
             MountOption::Subtype("vexfs".into()),
             MountOption::DefaultPermissions,
-            if self.read_only { MountOption::RO } else { MountOption::RW },
+            if self.read_only {
+                MountOption::RO
+            } else {
+                MountOption::RW
+            },
         ];
-        config.mount_options.extend(self.kernel_options.iter().cloned());
-        config.acl = if self.allow_other { SessionACL::All } else { SessionACL::Owner };
+        config
+            .mount_options
+            .extend(self.kernel_options.iter().cloned());
+        config.acl = if self.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
         config.n_threads = Some(self.threads);
         config.clone_fd = true;
         config
@@ -95,7 +121,10 @@ impl MountRequest {
 /// serves until unmounted).
 pub fn mount(request: &MountRequest) -> anyhow::Result<()> {
     if !request.mountpoint.is_dir() {
-        bail!("mountpoint {}: not a directory", request.mountpoint.display());
+        bail!(
+            "mountpoint {}: not a directory",
+            request.mountpoint.display()
+        );
     }
     if request.foreground {
         return serve(request, None);
@@ -106,7 +135,8 @@ pub fn mount(request: &MountRequest) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context("pipe");
     }
     // SAFETY: the descriptors were just created and are owned here only.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: the process is single-threaded here (nothing has spawned a
     // thread yet), so the child may run arbitrary code after fork.
     match unsafe { libc::fork() } {
@@ -133,10 +163,17 @@ pub fn mount(request: &MountRequest) -> anyhow::Result<()> {
             // One line: "ready, log PATH" or "error: ...". The daemon keeps its
             // end open while it serves, so read the line, not to EOF.
             let mut message = String::new();
-            BufReader::new(std::fs::File::from(read_end)).read_line(&mut message).context("waiting for the daemon")?;
+            BufReader::new(std::fs::File::from(read_end))
+                .read_line(&mut message)
+                .context("waiting for the daemon")?;
             match message.lines().next() {
                 Some(line) if line.starts_with("ready") => {
-                    println!("{}: mounted {} (daemon pid {child}{})", request.mountpoint.display(), request.device, line.trim_start_matches("ready"));
+                    println!(
+                        "{}: mounted {} (daemon pid {child}{})",
+                        request.mountpoint.display(),
+                        request.device,
+                        line.trim_start_matches("ready")
+                    );
                     Ok(())
                 }
                 Some(line) => bail!("{}", line.trim_start_matches("error: ")),
@@ -147,29 +184,48 @@ pub fn mount(request: &MountRequest) -> anyhow::Result<()> {
 }
 
 fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::Result<()> {
-    let options = UringOptions { read_only: request.read_only, ..UringOptions::default() };
-    let dev = open_backing(&request.device, options).with_context(|| format!("opening {}", request.device))?;
-    let fs = Fs::open(dev, &MountOptions { read_only: request.read_only, cache_blocks: request.cache_blocks })
-        .with_context(|| format!("{} cannot be mounted", request.device))?;
+    let options = UringOptions {
+        read_only: request.read_only,
+        ..UringOptions::default()
+    };
+    let dev = open_backing(&request.device, options)
+        .with_context(|| format!("opening {}", request.device))?;
+    let fs = Fs::open(
+        dev,
+        &MountOptions {
+            read_only: request.read_only,
+            cache_blocks: request.cache_blocks,
+        },
+    )
+    .with_context(|| format!("{} cannot be mounted", request.device))?;
     if let Some(replay) = fs.replayed() {
-        eprintln!("vexfs: replayed journal transaction {} ({} blocks)", replay.sequence, replay.blocks);
+        eprintln!(
+            "vexfs: replayed journal transaction {} ({} blocks)",
+            replay.sequence, replay.blocks
+        );
     }
     let fs = Arc::new(fs);
     block_signals();
-    let session = fuser::Session::new(VexFuse::new(fs.clone()), &request.mountpoint, &request.config())
-        .with_context(|| format!("mounting on {}", request.mountpoint.display()))?;
+    let session = fuser::Session::new(
+        VexFuse::new(fs.clone()),
+        &request.mountpoint,
+        &request.config(),
+    )
+    .with_context(|| format!("mounting on {}", request.mountpoint.display()))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let committer = {
         let (fs, stop) = (fs.clone(), stop.clone());
-        std::thread::Builder::new().name("vexfs-commit".into()).spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                std::thread::park_timeout(COMMIT_INTERVAL);
-                if let Err(e) = fs.sync() {
-                    eprintln!("vexfs: periodic commit failed: {e}");
+        std::thread::Builder::new()
+            .name("vexfs-commit".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(COMMIT_INTERVAL);
+                    if let Err(e) = fs.sync() {
+                        eprintln!("vexfs: periodic commit failed: {e}");
+                    }
                 }
-            }
-        })?
+            })?
     };
     spawn_signal_unmounter(request.mountpoint.clone())?;
 
@@ -188,10 +244,19 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
 /// The daemon's stdout/stderr go to a log file once the mount is ready.
 fn redirect_output(request: &MountRequest) -> anyhow::Result<PathBuf> {
     let path = request.log.clone().unwrap_or_else(|| {
-        let name: String = request.mountpoint.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let name: String = request
+            .mountpoint
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
         std::env::temp_dir().join(format!("vexfs-mount{name}.log"))
     });
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("log file {}", path.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("log file {}", path.display()))?;
     use std::os::fd::AsRawFd;
     // SAFETY: dup2 onto the standard descriptors; `log` stays open until then.
     unsafe {
@@ -221,23 +286,28 @@ fn block_signals() {
 
 /// SIGINT/SIGTERM/SIGHUP unmount, which ends the session the normal way.
 fn spawn_signal_unmounter(mountpoint: PathBuf) -> anyhow::Result<()> {
-    std::thread::Builder::new().name("vexfs-signals".into()).spawn(move || loop {
-        // SAFETY: sigwait on a set built locally; the signals are blocked in every thread.
-        let signal = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigaddset(&mut set, libc::SIGHUP);
-            let mut signal = 0;
-            libc::sigwait(&set, &mut signal);
-            signal
-        };
-        eprintln!("vexfs: signal {signal}: unmounting {}", mountpoint.display());
-        if let Err(e) = unmount_path(&mountpoint, true) {
-            eprintln!("vexfs: unmount: {e}");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("vexfs-signals".into())
+        .spawn(move || loop {
+            // SAFETY: sigwait on a set built locally; the signals are blocked in every thread.
+            let signal = unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGINT);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigaddset(&mut set, libc::SIGHUP);
+                let mut signal = 0;
+                libc::sigwait(&set, &mut signal);
+                signal
+            };
+            eprintln!(
+                "vexfs: signal {signal}: unmounting {}",
+                mountpoint.display()
+            );
+            if let Err(e) = unmount_path(&mountpoint, true) {
+                eprintln!("vexfs: unmount: {e}");
+            }
+        })?;
     Ok(())
 }
 

@@ -75,6 +75,24 @@ impl Store {
             return Err(Error::refused(libc::EINVAL, format!("device logical block size {logical} does not divide the 4096-byte filesystem block")));
         }
         let sb = read_superblock(dev.as_ref())?;
+        if sb.incompat & !INCOMPAT_KNOWN != 0 {
+            return Err(Error::refused(
+                libc::EINVAL,
+                format!(
+                    "unknown incompatible features {:#x}: this build cannot use the filesystem",
+                    sb.incompat & !INCOMPAT_KNOWN
+                ),
+            ));
+        }
+        if sb.ro_compat & !RO_COMPAT_KNOWN != 0 && !read_only {
+            return Err(Error::refused(
+                libc::EROFS,
+                format!(
+                    "unknown read-only-compatible features {:#x}: mount read-only",
+                    sb.ro_compat & !RO_COMPAT_KNOWN
+                ),
+            ));
+        }
         let replay = read_journal(dev.as_ref(), &sb)?;
         let mut overlay = HashMap::new();
         let mut summary = None;
@@ -217,6 +235,9 @@ impl Store {
 
     pub fn node_mut(&mut self, block: u64) -> Result<&mut Node> {
         self.check_writable()?;
+        // Load (and check) before marking dirty: a corrupt block must not
+        // reach the commit.
+        self.load(block, "tree node")?;
         self.dirty.insert(block);
         match &mut self.load(block, "tree node")?.content {
             Content::Node(node) => Ok(node),
@@ -347,6 +368,30 @@ impl Store {
         Err(enospc())
     }
 
+    /// Blocks held back from file data so that metadata (tree splits while
+    /// freeing, directory entries) can still be written on a full device.
+    pub fn metadata_reserve_blocks(&self) -> u64 {
+        (self.sb.total_blocks / 256).clamp(64, 8192)
+    }
+
+    /// Allocation for file data: ENOSPC once only the metadata reserve is left.
+    pub fn alloc_data(&mut self, goal: u64, want: u64) -> Result<(u64, u64)> {
+        let available = self
+            .sb
+            .free_blocks
+            .saturating_sub(self.metadata_reserve_blocks());
+        if available == 0 {
+            return Err(enospc());
+        }
+        self.alloc(goal, want.min(available))
+    }
+
+    /// Blocks freed by the running transaction wait for its commit; a
+    /// caller that hit ENOSPC can commit and retry.
+    pub fn has_pending_frees(&self) -> bool {
+        !self.pending_free.is_empty()
+    }
+
     /// Frees a run; the blocks become reusable once this transaction commits.
     pub fn free(&mut self, start: u64, len: u64) -> Result<()> {
         self.check_writable()?;
@@ -376,6 +421,7 @@ impl Store {
             let (bb, first_bit) = self.bitmap_location(block);
             let n = ((BITMAP_BITS_PER_BLOCK as usize - first_bit) as u64).min(start + len - block)
                 as usize;
+            self.bitmap(bb)?;
             self.dirty.insert(bb);
             let bits = self.bitmap(bb)?;
             for bit in first_bit..first_bit + n {
@@ -469,7 +515,10 @@ impl Store {
             return Ok(());
         }
         self.dev.flush()?;
-        write_blocks(self.dev.as_ref(), &[(self.sb.journal_start, vec![0u8; BLOCK_BYTES])])?;
+        write_blocks(
+            self.dev.as_ref(),
+            &[(self.sb.journal_start, vec![0u8; BLOCK_BYTES])],
+        )?;
         self.dev.flush()?;
         Ok(())
     }

@@ -1,0 +1,500 @@
+//! End to end through the kernel: format, mount, use it as a user would,
+//! unmount, fsck, remount, compare. Every mount is unmounted by its fixture,
+//! also when an assertion fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::Instant;
+
+use common::{fill, fuse_available, Image, Mounted, Rng};
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid C strings and a value buffer of the given length.
+    let rc = unsafe {
+        libc::setxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+fn get_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let n = CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: buf is writable for its length.
+    let rc = unsafe {
+        libc::getxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if rc < 0 {
+        return None;
+    }
+    buf.truncate(rc as usize);
+    Some(buf)
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: i64) {
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: sec,
+            tv_nsec: nsec,
+        },
+    ];
+    // SAFETY: valid path and a two-element timespec array.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, cpath(p).as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat: {}", std::io::Error::last_os_error());
+}
+
+fn write_pattern(path: &Path, seed: u64, size: u64) {
+    let mut f = File::create(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        fill(seed, at, &mut buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        at += n as u64;
+    }
+}
+
+fn check_pattern(path: &Path, seed: u64, size: u64) {
+    let mut f = File::open(path).unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    let mut want = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(got.len() as u64) as usize;
+        f.read_exact(&mut got[..n]).unwrap();
+        fill(seed, at, &mut want[..n]);
+        assert!(
+            got[..n] == want[..n],
+            "{}: content differs in the MiB at {at}",
+            path.display()
+        );
+        at += n as u64;
+    }
+    assert_eq!(
+        f.read(&mut got).unwrap(),
+        0,
+        "{}: longer than {size}",
+        path.display()
+    );
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Expected {
+    seed: u64,
+    size: u64,
+    mode: u32,
+    mtime: (i64, i64),
+    xattr: Option<Vec<u8>>,
+}
+
+#[test]
+fn a_user_tree_survives_unmount_fsck_and_remount() {
+    if !fuse_available("a_user_tree_survives_unmount_fsck_and_remount") {
+        return;
+    }
+    let image = Image::new("tree", "2G");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let mut rng = Rng(0x5eed);
+    let dirs: Vec<String> = (0..40)
+        .map(|i| match i % 3 {
+            0 => format!("d{i}"),
+            1 => format!("d{}/s{i}", i - 1),
+            _ => format!("d{}/s{}/t{i}", i - 2, i - 1),
+        })
+        .collect();
+    for d in &dirs {
+        fs::create_dir_all(mnt.path(d)).unwrap();
+    }
+    let mut files: BTreeMap<String, Expected> = BTreeMap::new();
+    let started = Instant::now();
+    for i in 0..1000u64 {
+        let dir = &dirs[rng.below(dirs.len() as u64) as usize];
+        let name = format!("{dir}/file-{i}.dat");
+        let size = match i {
+            0 => 64 << 20,
+            _ if i % 100 == 1 => 1 + rng.below(32 << 20),
+            _ => rng.below(256 << 10),
+        };
+        write_pattern(&mnt.path(&name), i, size);
+        let mode = [0o600, 0o644, 0o755, 0o640][rng.below(4) as usize];
+        fs::set_permissions(mnt.path(&name), fs::Permissions::from_mode(mode)).unwrap();
+        let xattr = (i % 10 == 0).then(|| format!("value-{i}").into_bytes());
+        if let Some(v) = &xattr {
+            set_xattr(&mnt.path(&name), "user.vexfs.test", v);
+        }
+        if i % 7 == 0 {
+            set_mtime(
+                &mnt.path(&name),
+                1_600_000_000 + i as i64,
+                (i * 1_000_003 % 1_000_000_000) as i64,
+            );
+        }
+        if i % 50 == 0 {
+            File::open(mnt.path(&name)).unwrap().sync_all().unwrap();
+        }
+        files.insert(
+            name,
+            Expected {
+                seed: i,
+                size,
+                mode,
+                mtime: (0, 0),
+                xattr,
+            },
+        );
+    }
+    // Renames (within and across directories), deletes, a directory rename.
+    let names: Vec<String> = files.keys().cloned().collect();
+    for (n, name) in names.iter().enumerate() {
+        if n % 13 == 0 {
+            let to = format!("{}/renamed-{n}", dirs[n % dirs.len()]);
+            fs::rename(mnt.path(name), mnt.path(&to)).unwrap();
+            let e = files.remove(name).unwrap();
+            files.insert(to, e);
+        } else if n % 11 == 0 {
+            fs::remove_file(mnt.path(name)).unwrap();
+            files.remove(name);
+        }
+    }
+    fs::rename(mnt.path("d3"), mnt.path("moved-d3")).unwrap();
+    files = files
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix("d3/")
+                    .map(|rest| format!("moved-d3/{rest}"))
+                    .unwrap_or(k),
+                v,
+            )
+        })
+        .collect();
+    for (name, e) in files.iter_mut() {
+        let m = fs::metadata(mnt.path(name)).unwrap();
+        e.mtime = (m.mtime(), m.mtime_nsec());
+        assert_eq!(m.len(), e.size, "{name}");
+    }
+    eprintln!("wrote {} files in {:?}", files.len(), started.elapsed());
+    mnt.unmount();
+    image.assert_clean();
+
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let mut seen = BTreeMap::new();
+    let mut stack = vec![String::new()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(mnt.path(&dir)).unwrap() {
+            let entry = entry.unwrap();
+            let rel = if dir.is_empty() {
+                entry.file_name().to_string_lossy().into_owned()
+            } else {
+                format!("{dir}/{}", entry.file_name().to_string_lossy())
+            };
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(rel);
+            } else {
+                seen.insert(rel, ());
+            }
+        }
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        files.keys().collect::<Vec<_>>(),
+        "the set of files differs after remount"
+    );
+    for (name, e) in &files {
+        let p = mnt.path(name);
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), e.size, "{name} size");
+        assert_eq!(m.mode() & 0o7777, e.mode, "{name} mode");
+        assert_eq!((m.mtime(), m.mtime_nsec()), e.mtime, "{name} mtime");
+        assert_eq!(get_xattr(&p, "user.vexfs.test"), e.xattr, "{name} xattr");
+        check_pattern(&p, e.seed, e.size);
+    }
+    mnt.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn a_directory_of_100000_entries() {
+    if !fuse_available("a_directory_of_100000_entries") {
+        return;
+    }
+    const N: usize = 100_000;
+    let image = Image::new("bigdir", "1G");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let dir = mnt.path("many");
+    fs::create_dir(&dir).unwrap();
+    let t = Instant::now();
+    for i in 0..N {
+        File::create(dir.join(format!("entry-{i:06}"))).unwrap();
+    }
+    let created = t.elapsed();
+    let t = Instant::now();
+    for i in (0..N).step_by(7) {
+        assert!(fs::symlink_metadata(dir.join(format!("entry-{i:06}"))).is_ok());
+    }
+    assert!(fs::symlink_metadata(dir.join("entry-absent")).is_err());
+    let looked_up = t.elapsed();
+    let t = Instant::now();
+    let mut listed: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let listing = t.elapsed();
+    listed.sort();
+    assert_eq!(listed.len(), N);
+    assert!(listed
+        .iter()
+        .enumerate()
+        .all(|(i, n)| *n == format!("entry-{i:06}")));
+    let t = Instant::now();
+    for i in 0..N {
+        fs::remove_file(dir.join(format!("entry-{i:06}"))).unwrap();
+    }
+    let deleted = t.elapsed();
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+    fs::remove_dir(&dir).unwrap();
+    eprintln!("100000 entries: create {created:?}, lookup 1/7 {looked_up:?}, list {listing:?}, delete {deleted:?}");
+    mnt.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn a_sparse_4_gib_file_and_a_dense_1_gib_file() {
+    if !fuse_available("a_sparse_4_gib_file_and_a_dense_1_gib_file") {
+        return;
+    }
+    let image = Image::new("sparse", "2G");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let sparse = mnt.path("sparse");
+    {
+        let mut f = File::create(&sparse).unwrap();
+        for (i, at) in [0u64, 1 << 30, 3 << 30, (4 << 30) - 4096]
+            .into_iter()
+            .enumerate()
+        {
+            let mut buf = vec![0u8; 4096];
+            fill(100 + i as u64, 0, &mut buf);
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&buf).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    write_pattern(&mnt.path("dense"), 7, 1 << 30);
+    mnt.unmount();
+    image.assert_clean();
+
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let m = fs::metadata(mnt.path("sparse")).unwrap();
+    assert_eq!(m.len(), 4 << 30);
+    assert_eq!(
+        m.blocks(),
+        4 * 8,
+        "only the four written blocks are allocated"
+    );
+    let mut f = File::open(mnt.path("sparse")).unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    let mut written_seen = 0;
+    for mib in 0..4096u64 {
+        f.read_exact(&mut got).unwrap();
+        let at = mib << 20;
+        for (i, w) in [0u64, 1 << 30, 3 << 30, (4 << 30) - 4096]
+            .into_iter()
+            .enumerate()
+        {
+            if (at..at + (1 << 20)).contains(&w) {
+                let mut want = vec![0u8; 4096];
+                fill(100 + i as u64, 0, &mut want);
+                let off = (w - at) as usize;
+                assert_eq!(&got[off..off + 4096], &want[..], "written block at {w}");
+                got[off..off + 4096].fill(0);
+                written_seen += 1;
+            }
+        }
+        assert!(
+            got.iter().all(|&b| b == 0),
+            "hole at MiB {mib} reads non-zero"
+        );
+    }
+    assert_eq!(written_seen, 4);
+    drop(f);
+    check_pattern(&mnt.path("dense"), 7, 1 << 30);
+    mnt.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn eight_concurrent_writers_on_different_files_and_on_one_file() {
+    if !fuse_available("eight_concurrent_writers") {
+        return;
+    }
+    const THREADS: u64 = 8;
+    const CHUNK: usize = 64 << 10;
+    const CHUNKS: u64 = 64;
+    let image = Image::new("writers", "1G");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    let shared = mnt.path("shared");
+    File::create(&shared).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let own = mnt.path(&format!("own-{t}"));
+            let shared = shared.clone();
+            s.spawn(move || {
+                let mut mine = File::create(&own).unwrap();
+                let mut common = OpenOptions::new().write(true).open(&shared).unwrap();
+                let mut buf = vec![0u8; CHUNK];
+                for c in 0..CHUNKS {
+                    fill(t, c * CHUNK as u64, &mut buf);
+                    mine.write_all(&buf).unwrap();
+                    // Interleaved stripes of the shared file: chunk c of thread t lands at (c * THREADS + t).
+                    let at = (c * THREADS + t) * CHUNK as u64;
+                    fill(1000, at, &mut buf);
+                    common.seek(SeekFrom::Start(at)).unwrap();
+                    common.write_all(&buf).unwrap();
+                    if c % 16 == 0 {
+                        mine.sync_all().unwrap();
+                    }
+                }
+            });
+        }
+    });
+    mnt.unmount();
+    image.assert_clean();
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    for t in 0..THREADS {
+        check_pattern(&mnt.path(&format!("own-{t}")), t, CHUNKS * CHUNK as u64);
+    }
+    check_pattern(&mnt.path("shared"), 1000, THREADS * CHUNKS * CHUNK as u64);
+    mnt.unmount();
+}
+
+#[test]
+fn enospc_is_clean_and_the_filesystem_survives_it() {
+    if !fuse_available("enospc_is_clean") {
+        return;
+    }
+    let image = Image::new("full", "64M");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    write_pattern(&mnt.path("keep"), 3, 1 << 20);
+    File::open(mnt.path("keep")).unwrap().sync_all().unwrap();
+    let mut f = File::create(mnt.path("filler")).unwrap();
+    let buf = vec![0xa5u8; 1 << 20];
+    let mut written = 0u64;
+    let err = loop {
+        match f.write(&buf) {
+            Ok(n) => written += n as u64,
+            Err(e) => break e,
+        }
+        assert!(written < 128 << 20, "a 64 MiB device took {written} bytes");
+    };
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    drop(f);
+    // Small metadata work is refused or succeeds, but never breaks anything.
+    let _ = fs::create_dir(mnt.path("after"));
+    fs::remove_file(mnt.path("filler")).unwrap();
+    write_pattern(&mnt.path("again"), 4, 4 << 20);
+    mnt.unmount();
+    image.assert_clean();
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    check_pattern(&mnt.path("keep"), 3, 1 << 20);
+    check_pattern(&mnt.path("again"), 4, 4 << 20);
+    assert!(!mnt.path("filler").exists());
+    mnt.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn posix_corners_rename_flags_links_unlinked_open_files() {
+    if !fuse_available("posix_corners") {
+        return;
+    }
+    let image = Image::new("posix", "64M");
+    let mnt = Mounted::new(&image, &[]).unwrap();
+    fs::write(mnt.path("a"), b"aaa").unwrap();
+    fs::write(mnt.path("b"), b"bbbb").unwrap();
+    let renameat2 = |from: &str, to: &str, flags: u32| -> i32 {
+        // SAFETY: valid C strings; renameat2 is a plain syscall.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                cpath(&mnt.path(from)).as_ptr(),
+                libc::AT_FDCWD,
+                cpath(&mnt.path(to)).as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            0
+        } else {
+            std::io::Error::last_os_error().raw_os_error().unwrap()
+        }
+    };
+    assert_eq!(renameat2("a", "b", libc::RENAME_NOREPLACE), libc::EEXIST);
+    assert_eq!(renameat2("a", "b", libc::RENAME_EXCHANGE), 0);
+    assert_eq!(fs::read(mnt.path("a")).unwrap(), b"bbbb");
+    assert_eq!(fs::read(mnt.path("b")).unwrap(), b"aaa");
+    fs::create_dir_all(mnt.path("x/y")).unwrap();
+    assert_eq!(renameat2("x", "x/y/z", 0), libc::EINVAL);
+    fs::hard_link(mnt.path("a"), mnt.path("x/a2")).unwrap();
+    assert_eq!(fs::metadata(mnt.path("a")).unwrap().nlink(), 2);
+    std::os::unix::fs::symlink("../a", mnt.path("x/ln")).unwrap();
+    assert_eq!(fs::read(mnt.path("x/ln")).unwrap(), b"bbbb");
+    // An unlinked file stays readable while open, and is freed at close.
+    let mut open = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(0)
+        .open(mnt.path("b"))
+        .unwrap();
+    fs::remove_file(mnt.path("b")).unwrap();
+    open.write_all(b"more").unwrap();
+    open.seek(SeekFrom::Start(0)).unwrap();
+    let mut s = String::new();
+    open.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "more");
+    drop(open);
+    assert_eq!(
+        fs::remove_dir(mnt.path("x")).unwrap_err().raw_os_error(),
+        Some(libc::ENOTEMPTY)
+    );
+    let f = File::create(mnt.path("t")).unwrap();
+    f.set_len(10_000).unwrap();
+    f.set_len(3).unwrap();
+    f.set_len(8192).unwrap();
+    drop(f);
+    assert_eq!(fs::read(mnt.path("t")).unwrap(), vec![0u8; 8192]);
+    mnt.unmount();
+    image.assert_clean();
+}
