@@ -123,7 +123,7 @@ fn absolute(path: &str) -> anyhow::Result<String> {
         return Ok(path.to_string());
     }
     Ok(std::fs::canonicalize(path)
-        .with_context(|| format!("{path}"))?
+        .with_context(|| path.to_string())?
         .to_string_lossy()
         .into_owned())
 }
