@@ -363,3 +363,80 @@ pub fn items(st: &mut Store, ino: u64, kind: Kind) -> Result<Vec<(Key, Vec<u8>)>
     )?;
     Ok(out)
 }
+
+/// Reads every node and hands every item to `check`: what mount runs so
+/// that a damaged node or item is refused up front, not met mid-operation.
+/// Errors name the node's block and the key range it should hold.
+pub fn verify(st: &mut Store, check: &mut dyn FnMut(&Key, &[u8]) -> Result<()>) -> Result<u64> {
+    let root = st.sb.tree_root;
+    let height = st.sb.tree_height;
+    verify_node(st, root, height - 1, Key::MIN, Key::MAX, check)
+}
+
+fn verify_node(
+    st: &mut Store,
+    block: u64,
+    level: u32,
+    lo: Key,
+    hi: Key,
+    check: &mut dyn FnMut(&Key, &[u8]) -> Result<()>,
+) -> Result<u64> {
+    let holds = |reason: String| -> Error {
+        Error::corrupt(
+            "tree node",
+            block,
+            format!(
+                "{reason} (the node holds keys from inode {} to inode {})",
+                lo.ino, hi.ino
+            ),
+        )
+    };
+    let node = st.node(block).map_err(|e| match e {
+        Error::Corrupt { reason, .. } => holds(reason),
+        other => other,
+    })?;
+    if node.level as u32 != level {
+        return Err(holds(format!(
+            "level {} where {level} was expected",
+            node.level
+        )));
+    }
+    let first = if node.is_leaf() { 0 } else { 1 };
+    if node.keys.iter().skip(first).any(|k| *k < lo || *k >= hi) {
+        return Err(holds(
+            "a key lies outside the range its parent gives it".into(),
+        ));
+    }
+    if node.is_leaf() {
+        let items: Vec<(Key, Vec<u8>)> = node
+            .keys
+            .iter()
+            .copied()
+            .zip(node.vals.iter().cloned())
+            .collect();
+        for (key, val) in &items {
+            check(key, val)?;
+        }
+        return Ok(1);
+    }
+    let (keys, children) = (node.keys.clone(), node.children.clone());
+    let mut nodes = 1;
+    for (i, child) in children.into_iter().enumerate() {
+        let child_lo = if i == 0 { lo } else { keys[i] };
+        let child_hi = keys.get(i + 1).copied().unwrap_or(hi);
+        nodes += verify_node(st, child, level - 1, child_lo, child_hi, check)?;
+    }
+    Ok(nodes)
+}
+
+/// The leaf block where `key` lives (or would live).
+pub fn leaf_of(st: &mut Store, key: &Key) -> Result<u64> {
+    let mut block = st.sb.tree_root;
+    loop {
+        let node = st.node(block)?;
+        if node.is_leaf() {
+            return Ok(block);
+        }
+        block = node.children[node.child_index(key)];
+    }
+}

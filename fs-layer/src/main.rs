@@ -62,7 +62,7 @@ enum Command {
     Mount {
         path: String,
         mountpoint: PathBuf,
-        /// Comma-separated: allow_other, ro, rw, nosuid, nodev, noexec, noatime, threads=N, cache_blocks=N, log=PATH.
+        /// Comma-separated: allow_other, ro, rw, nosuid, nodev, noexec, noatime, threads=N, cache_blocks=N, log=PATH, nocheck (skip the metadata check at mount).
         #[arg(short = 'o')]
         options: Vec<String>,
         /// Serve in this process instead of a daemon.
@@ -205,6 +205,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
                 foreground,
                 threads: THREADS_DEFAULT,
                 cache_blocks: None,
+                skip_check: false,
                 kernel_options: Vec::new(),
                 log: None,
             };

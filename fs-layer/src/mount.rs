@@ -33,6 +33,7 @@ pub struct MountRequest {
     pub foreground: bool,
     pub threads: usize,
     pub cache_blocks: Option<usize>,
+    pub skip_check: bool,
     /// Options passed on to the kernel as they are (nosuid, noexec, ...).
     pub kernel_options: Vec<MountOption>,
     pub log: Option<PathBuf>,
@@ -85,6 +86,7 @@ impl MountRequest {
                 }
                 "log" => self.log = Some(PathBuf::from(value)),
                 "foreground" => self.foreground = true,
+                "nocheck" => self.skip_check = true,
                 other => bail!("unknown mount option {other:?}"),
             }
         }
@@ -195,6 +197,7 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
         &MountOptions {
             read_only: request.read_only,
             cache_blocks: request.cache_blocks,
+            skip_check: request.skip_check,
         },
     )
     .with_context(|| format!("{} cannot be mounted", request.device))?;
