@@ -73,6 +73,8 @@ pub enum TimeSet {
 pub struct Statfs {
     pub blocks: u64,
     pub free_blocks: u64,
+    /// Free blocks file data may use: the metadata reserve is not among them.
+    pub available_blocks: u64,
     pub files: u64,
     pub free_files: u64,
 }
@@ -858,6 +860,7 @@ impl Fs {
         Statfs {
             blocks: sb.total_blocks,
             free_blocks: sb.free_blocks,
+            available_blocks: sb.free_blocks.saturating_sub(st.metadata_reserve_blocks()),
             files: sb.inode_count + free_files,
             free_files,
         }

@@ -513,7 +513,7 @@ impl fuser::Filesystem for VexFuse {
         reply.statfs(
             s.blocks,
             s.free_blocks,
-            s.free_blocks,
+            s.available_blocks,
             s.files,
             s.free_files,
             bsize,
