@@ -4,5 +4,6 @@
 
 pub mod engine;
 pub mod fio;
+pub mod fs;
 pub mod latency;
 pub mod tokio_uring_peer;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use vexfs_bench::engine::{self, Pattern, Workload};
 use vexfs_bench::fio;
+use vexfs_bench::fs;
 use vexfs_bench::latency::{Measurement, Percentiles};
 use vexfs_bench::tokio_uring_peer;
 use vexfs_engine::{parse_size, BackingKind, BlockDevice, UringDevice, UringOptions};
@@ -25,6 +26,34 @@ struct Cli {
 enum Command {
     /// Raw block I/O through the io_uring engine, optionally beside fio.
     Engine(EngineArgs),
+    /// POSIX workloads on VexFS mounted through FUSE, beside ext4 on a loop
+    /// device over an image of the same size in the same directory.
+    Fs(FsArgs),
+}
+
+#[derive(clap::Args)]
+struct FsArgs {
+    /// Directory for both image files and their mountpoints: on the disk to measure.
+    #[arg(long, default_value = "/var/tmp")]
+    dir: PathBuf,
+    /// Size of each image file (K, M, G, T suffixes).
+    #[arg(long, default_value = "2G", value_parser = parse_bytes)]
+    size: u64,
+    /// Empty files to create, stat and unlink.
+    #[arg(long, default_value_t = 2000)]
+    files: usize,
+    /// Seconds per latency workload: random read, random overwrite, fsync.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Leave the image files (unmounted) behind.
+    #[arg(long)]
+    keep: bool,
+    /// Measure VexFS alone (no losetup or mkfs.ext4 needed).
+    #[arg(long)]
+    no_ext4: bool,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +108,7 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Engine(args) => engine_command(args),
+        Command::Fs(args) => fs_command(args),
     };
     if let Err(error) = outcome {
         eprintln!("vexfs-bench: {error:#}");
@@ -208,6 +238,34 @@ fn engine_command(args: EngineArgs) -> Result<()> {
             result.errors,
             result.first_error.unwrap_or_default()
         );
+    }
+    Ok(())
+}
+
+fn fs_command(args: FsArgs) -> Result<()> {
+    let vexfs_binary = std::env::current_exe()
+        .context("locating vexfs-bench")?
+        .with_file_name("vexfs");
+    let config = fs::Config {
+        dir: args.dir,
+        size_bytes: args.size,
+        files: args.files,
+        seconds: args.seconds,
+        keep: args.keep,
+        ext4: !args.no_ext4,
+        vexfs_binary,
+    };
+    let quiet = args.json;
+    let mut progress = |message: &str| {
+        if !quiet || std::io::stderr().is_terminal() {
+            eprintln!("{message}");
+        }
+    };
+    let run = fs::run(&config, &mut progress)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&run)?);
+    } else {
+        print!("{}", fs::render_table(&run));
     }
     Ok(())
 }
