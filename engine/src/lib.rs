@@ -30,6 +30,7 @@
 //! * [`RamDevice`] is the memory tier: same trait, striped locks.
 
 pub mod buffer;
+pub mod crash;
 pub mod device;
 pub mod error;
 pub mod pattern;
@@ -39,6 +40,7 @@ pub mod ram;
 pub mod uring;
 
 pub use buffer::AlignedBuf;
+pub use crash::CrashDevice;
 pub use device::{parse_size, BlockDevice, Geometry, IoOp};
 pub use error::{Error, Result};
 pub use probe::BackingKind;
