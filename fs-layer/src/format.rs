@@ -351,7 +351,7 @@ pub enum Kind {
     Extent = 3,
     /// offset: 64-bit name hash; value: a bucket of (name, value).
     Xattr = 4,
-    /// ino 0, offset = the orphan's ino; an inode to finish freeing or truncating at mount.
+    /// ino 0, offset = the orphan's ino; an unlinked inode still open; freed at its last close or at the next mount.
     Orphan = 5,
     /// Reserved for vector-file metadata (issue 4).
     VectorMeta = 6,

@@ -4,7 +4,8 @@
 //!
 //! Layers, bottom up: [`format`] (bytes on disk) → [`store`] (block cache,
 //! journal, free-space bitmap) → [`btree`] (the metadata tree) → [`dir`],
-//! [`file`], [`xattr`] (directories, extents and data, attributes) → [`fs`]
+//! [`file`], [`xattr`], [`namespace`] (directories, extents and data,
+//! attributes, links and renames) → [`fs`]
 //! (POSIX operations) → [`fuse`] (the kernel protocol) and [`mount`] (the daemon).
 
 pub mod btree;
@@ -17,6 +18,7 @@ pub mod fsck;
 pub mod fuse;
 pub mod mkfs;
 pub mod mount;
+pub mod namespace;
 pub mod store;
 pub mod xattr;
 
