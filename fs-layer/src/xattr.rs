@@ -76,13 +76,8 @@ impl Fs {
             ));
         }
         {
+            self.check_writable()?;
             let mut st = self.lock();
-            if st.read_only() {
-                return Err(Error::refused(
-                    libc::EROFS,
-                    "the filesystem is mounted read-only",
-                ));
-            }
             let (key, mut entries) = bucket(&mut st, ino, name)?;
             match entries.iter_mut().find(|(n, _)| n == name) {
                 Some(_) if flags & XATTR_CREATE != 0 => {
@@ -122,13 +117,8 @@ impl Fs {
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         check_name(name)?;
         {
+            self.check_writable()?;
             let mut st = self.lock();
-            if st.read_only() {
-                return Err(Error::refused(
-                    libc::EROFS,
-                    "the filesystem is mounted read-only",
-                ));
-            }
             let (key, mut entries) = bucket(&mut st, ino, name)?;
             let Some(at) = entries.iter().position(|(n, _)| n == name) else {
                 return Err(Error::refused(libc::ENODATA, "no such attribute"));

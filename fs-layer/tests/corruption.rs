@@ -75,17 +75,9 @@ fn edit_item(image: &Image, key: Key, edit: impl FnOnce(&mut Vec<u8>)) -> u64 {
 }
 
 fn fsck_output(image: &Image) -> (i32, String) {
-    let out = Command::new(VEXFS)
-        .args(["fsck", image.path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, text) = image.fsck();
     assert!(!text.contains("panicked"), "fsck panicked:\n{text}");
-    (out.status.code().unwrap_or(-1), text)
+    (code, text)
 }
 
 fn assert_refused(image: &Image, words: &[&str]) {

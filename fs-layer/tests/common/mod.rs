@@ -49,7 +49,8 @@ impl Image {
         Image { path }
     }
 
-    pub fn fsck(&self) -> (bool, String) {
+    /// fsck's exit code (-1 if killed by a signal) and its output.
+    pub fn fsck(&self) -> (i32, String) {
         let out = Command::new(VEXFS)
             .args(["fsck", self.path.to_str().unwrap()])
             .output()
@@ -59,12 +60,12 @@ impl Image {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        (out.status.success(), text)
+        (out.status.code().unwrap_or(-1), text)
     }
 
     pub fn assert_clean(&self) {
-        let (ok, text) = self.fsck();
-        assert!(ok, "fsck found problems:\n{text}");
+        let (code, text) = self.fsck();
+        assert_eq!(code, 0, "fsck found problems:\n{text}");
     }
 }
 
