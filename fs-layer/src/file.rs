@@ -206,17 +206,17 @@ impl Fs {
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|&e| e <= FILE_BYTES_MAX);
-        let Some(end) = end else {
+        if end.is_none() {
             return Err(Error::refused(
                 libc::EFBIG,
                 format!("write past FILE_BYTES_MAX {FILE_BYTES_MAX}"),
             ));
-        };
-        match self.write_once(ino, offset, end, data) {
+        }
+        match self.write_once(ino, offset, data) {
             // Blocks freed by the running transaction become usable at its commit.
             Err(e) if e.errno() == libc::ENOSPC && self.lock().has_pending_frees() => {
                 self.sync()?;
-                self.write_once(ino, offset, end, data)?;
+                self.write_once(ino, offset, data)?;
             }
             other => other?,
         }
@@ -224,10 +224,33 @@ impl Fs {
         Ok(data.len())
     }
 
-    fn write_once(&self, ino: u64, offset: u64, end: u64, data: &[u8]) -> Result<()> {
+    fn write_once(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         let file = self.file_state(ino);
         let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        Self::refuse_vector_file(&mut self.lock(), ino)?;
+        self.write_locked(ino, offset, data)
+    }
+
+    /// A vector file's bytes change only through the vector requests.
+    fn refuse_vector_file(st: &mut Store, ino: u64) -> Result<()> {
+        if Fs::inode(st, ino)?.flags & INODE_FLAG_VECTOR != 0 {
+            return Err(Error::refused(
+                libc::EPERM,
+                "a vector file is written through the vector ioctls, not write(2)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`write`](Self::write) for a caller that holds the file's `io` lock
+    /// for writing and the commit gate for reading, so that several writes
+    /// and metadata changes land in one transaction. No ENOSPC retry.
+    pub(crate) fn write_locked(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        let end = offset + data.len() as u64;
+        if data.is_empty() {
+            return Ok(());
+        }
         let first = offset / BLOCK_BYTES_U64;
         let last = (end - 1) / BLOCK_BYTES_U64;
         let runs = {
@@ -431,6 +454,15 @@ impl Fs {
         let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
         {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.truncate_locked(ino, size)?;
+        }
+        self.commit_if_large()
+    }
+
+    /// [`truncate`](Self::truncate) for a caller holding the file's `io`
+    /// lock for writing and the commit gate for reading.
+    pub(crate) fn truncate_locked(&self, ino: u64, size: u64) -> Result<()> {
+        {
             let mut st = self.lock();
             let mut record = Fs::regular_file(&mut st, ino)?;
             if size < record.size {
@@ -459,7 +491,7 @@ impl Fs {
             }
             Fs::put_inode(&mut st, ino, &record)?;
         }
-        self.commit_if_large()
+        Ok(())
     }
 
     /// fallocate: mode 0 and KEEP_SIZE reserve blocks (read as zeros until
@@ -474,6 +506,7 @@ impl Fs {
                 "fallocate range is empty or past FILE_BYTES_MAX",
             ));
         };
+        Self::refuse_vector_file(&mut self.lock(), ino)?;
         match mode {
             0 | FALLOC_FL_KEEP_SIZE => self.reserve(ino, offset, end, mode == 0),
             m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {

@@ -48,6 +48,8 @@ pub struct Fs {
     pub(crate) data_unflushed: AtomicBool,
     read_only: bool,
     replayed: Option<Replay>,
+    /// Vector files in use (docs/VECTORS.md).
+    pub(crate) vectors: crate::vectors::VectorFiles,
 }
 
 /// Changes a setattr asks for; None leaves a field alone.
@@ -107,6 +109,7 @@ impl Fs {
             data_unflushed: AtomicBool::new(false),
             read_only: options.read_only,
             replayed,
+            vectors: Default::default(),
         };
         if !options.skip_check {
             fs.check_metadata()?;
@@ -208,6 +211,7 @@ impl Fs {
         if self.read_only {
             return Ok(());
         }
+        self.write_back_vectors()?;
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let mut st = self.lock();
         let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
@@ -462,6 +466,19 @@ impl Fs {
         if !last || self.read_only {
             return Ok(());
         }
+        if let Err(e) = self.vector_file_closed(ino) {
+            eprintln!("vexfs: writing back vector file {ino} at its last close: {e}");
+        }
+        {
+            // The write-back used the file's io lock again; drop that state once more.
+            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            if files
+                .get(&ino)
+                .is_some_and(|f| f.open.load(Ordering::SeqCst) == 0)
+            {
+                files.remove(&ino);
+            }
+        }
         {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut st = self.lock();
@@ -476,7 +493,17 @@ impl Fs {
     pub fn setattr(&self, ino: u64, changes: &SetAttr) -> Result<InodeRecord> {
         self.check_writable()?;
         if let Some(size) = changes.size {
-            self.truncate(ino, size)?;
+            if self.getattr(ino)?.flags & INODE_FLAG_VECTOR == 0 {
+                self.truncate(ino, size)?;
+            } else if size == 0 {
+                // O_TRUNC of a vector file drops its vectors, as it drops bytes.
+                self.clear_vector_file(ino)?;
+            } else {
+                return Err(Error::refused(
+                    libc::EPERM,
+                    "a vector file's size follows its vectors; only truncation to 0 is allowed",
+                ));
+            }
         }
         let mut st = self.lock();
         let mut record = Self::inode(&mut st, ino)?;

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -20,6 +20,7 @@ use fuser::{
 use crate::error::Error;
 use crate::format::{InodeRecord, Timespec, BLOCK_BYTES, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr, TimeSet};
+use crate::ioctl::{self, Caller};
 
 /// How long the kernel may cache names and attributes. This daemon is the
 /// only writer of its device, so the cache is never stale for long.
@@ -40,14 +41,31 @@ pub struct VexFuse {
     fs: Arc<Fs>,
     handles: Mutex<HashMap<u64, Handle>>,
     next_handle: AtomicU64,
+    /// Tells the kernel to drop what it cached of a file the daemon changed
+    /// behind its back (a vector request rewrites the file's bytes). Set
+    /// once the session exists.
+    notifier: Arc<OnceLock<fuser::Notifier>>,
 }
 
 impl VexFuse {
-    pub fn new(fs: Arc<Fs>) -> VexFuse {
+    pub fn new(fs: Arc<Fs>, notifier: Arc<OnceLock<fuser::Notifier>>) -> VexFuse {
         VexFuse {
             fs,
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            notifier,
+        }
+    }
+
+    /// The kernel's cached attributes and pages of `ino` are stale.
+    fn invalidate(&self, ino: u64) {
+        if let Some(notifier) = self.notifier.get() {
+            // ENOENT: the kernel no longer caches the inode, nothing to drop.
+            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    eprintln!("vexfs: invalidating the kernel's cache of inode {ino}: {e}");
+                }
+            }
         }
     }
 
@@ -168,6 +186,10 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        // A vector file's size follows its vectors: write them back first.
+        if let Err(e) = self.fs.write_back_vector_file(ino.0) {
+            return reply.error(errno("getattr", e));
+        }
         match self.fs.getattr(ino.0) {
             Ok(r) => reply.attr(&ATTR_TTL, &attr(ino.0, &r)),
             Err(e) => reply.error(errno("getattr", e)),
@@ -344,6 +366,10 @@ impl fuser::Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // read(2) of a vector file sees every vector inserted so far.
+        if let Err(e) = self.fs.write_back_vector_file(ino.0) {
+            return reply.error(errno("read", e));
+        }
         match self.fs.read(ino.0, offset, size as usize) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(errno("read", e)),
@@ -409,12 +435,16 @@ impl fuser::Filesystem for VexFuse {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.sync() {
+        let result = self
+            .fs
+            .write_back_vector_file(ino.0)
+            .and_then(|()| self.fs.sync());
+        match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsync", e)),
         }
@@ -620,16 +650,43 @@ impl fuser::Filesystem for VexFuse {
 
     fn ioctl(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
         _flags: fuser::IoctlFlags,
-        _cmd: u32,
-        _in_data: &[u8],
-        _out_size: u32,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
         reply: ReplyIoctl,
     ) {
-        // The vector ioctls arrive with issue 4; everything else is not ours.
-        reply.error(Errno::ENOTTY);
+        let Some(handle) = self.handle(fh) else {
+            // A directory's handle, or one this daemon never issued.
+            return reply.error(match self.fs.getattr(ino.0) {
+                Ok(r) if r.is_dir() => Errno::ENOTTY,
+                _ => Errno::EBADF,
+            });
+        };
+        let caller = Caller { pid: req.pid() };
+        match ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data) {
+            Ok(outcome) => {
+                if outcome.changed {
+                    self.invalidate(ino.0);
+                }
+                let mut data = outcome.reply;
+                data.truncate(out_size as usize);
+                reply.ioctl(0, &data);
+            }
+            // Not ours (isatty() and friends ask every file): no log line.
+            Err(e) if e.errno() == libc::ENOTTY => reply.error(Errno::ENOTTY),
+            Err(e) => {
+                // Every refusal names its field; the operator sees why.
+                eprintln!(
+                    "vexfs: ioctl {cmd:#x} on inode {} from pid {}: {e}",
+                    ino.0,
+                    req.pid()
+                );
+                reply.error(Errno::from_i32(e.errno()))
+            }
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! journal, free-space bitmap) → [`btree`] (the metadata tree) → [`dir`],
 //! [`file`], [`xattr`], [`namespace`] (directories, extents and data,
 //! attributes, links and renames) → [`fs`]
-//! (POSIX operations) → [`fuse`] (the kernel protocol) and [`mount`] (the daemon).
+//! (POSIX operations) and [`vectors`] (vector files and their faiss index)
+//! → [`ioctl`] (the vector requests) and [`fuse`] (the kernel protocol)
+//! → [`mount`] (the daemon).
 
 pub mod btree;
 pub mod dir;
@@ -16,10 +18,12 @@ pub mod format;
 pub mod fs;
 pub mod fsck;
 pub mod fuse;
+pub mod ioctl;
 pub mod mkfs;
 pub mod mount;
 pub mod namespace;
 pub mod store;
+pub mod vectors;
 pub mod xattr;
 
 pub use error::{Error, Result};

@@ -209,12 +209,14 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
     }
     let fs = Arc::new(fs);
     block_signals();
+    let notifier = Arc::new(std::sync::OnceLock::new());
     let session = fuser::Session::new(
-        VexFuse::new(fs.clone()),
+        VexFuse::new(fs.clone(), notifier.clone()),
         &request.mountpoint,
         &request.config(),
     )
     .with_context(|| format!("mounting on {}", request.mountpoint.display()))?;
+    let _ = notifier.set(session.notifier());
 
     let stop = Arc::new(AtomicBool::new(false));
     let committer = {

@@ -85,11 +85,17 @@ extern "C" {
 #define VEXFS_INSERT_OVERWRITE 0x01
 #define VEXFS_INSERT_APPEND 0x02
 #define VEXFS_INSERT_VALIDATE 0x04
+/* Strict insert: an id the file already holds is refused with EEXIST
+ * (without it, such an id's vector is replaced). Not with OVERWRITE. */
+#define VEXFS_INSERT_NO_REPLACE 0x08
 
 /* Limits every request is checked against (uapi/src/limits.rs enforces them). */
 #define VEXFS_DIMENSIONS_MAX 65536
 #define VEXFS_BATCH_VECTORS_MAX 1000000
 #define VEXFS_SEARCH_K_MAX 10000
+/* Bytes one request may move between the caller and the daemon (vectors
+ * plus ids in, or distances plus ids out); larger requests get E2BIG. */
+#define VEXFS_REQUEST_BYTES_MAX (256u << 20)
 
 #define VEXFS_IOC_MAGIC 'V'
 
@@ -134,14 +140,41 @@ struct vexfs_batch_insert_request {
 	VEXFS_U32_T flags;        /* 24: VEXFS_INSERT_* */
 };
 
+/* 24 bytes. Ids to delete from a vector file (VexFS extension, nr 5). */
+struct vexfs_delete_request {
+	VEXFS_U64_T *ids;          /* 0:  in: id_count ids */
+	VEXFS_U32_T id_count;      /* 8:  1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T flags;         /* 12: must be 0 */
+	VEXFS_U32_T deleted_count; /* 16: out: ids that were present and are gone */
+	VEXFS_U32_T reserved;      /* 20: must be 0 */
+};
+
+/* 32 bytes. Fetch stored vectors by id (VexFS extension, nr 6). */
+struct vexfs_get_vectors_request {
+	VEXFS_U64_T *ids;          /* 0:  in: id_count ids */
+	union { /* 8: out: id_count * dimensions elements, in the order of ids */
+		float *vectors;
+		VEXFS_U32_T *vectors_bits;
+	};
+	VEXFS_U32_T id_count;      /* 16: 1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T dimensions;    /* 20: must equal the file's */
+	VEXFS_U32_T found_count;   /* 24: out: id_count on success */
+	VEXFS_U32_T flags;         /* 28: must be 0 */
+};
+
 #define VEXFS_IOC_SET_VECTOR_META _IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_vector_file_info)
 #define VEXFS_IOC_GET_VECTOR_META _IOR(VEXFS_IOC_MAGIC, 2, struct vexfs_vector_file_info)
 #define VEXFS_IOC_VECTOR_SEARCH _IOWR(VEXFS_IOC_MAGIC, 3, struct vexfs_vector_search_request)
 #define VEXFS_IOC_BATCH_INSERT _IOW(VEXFS_IOC_MAGIC, 4, struct vexfs_batch_insert_request)
+/* Extensions. Numbers 10..26 are avoided: old experimental VexFS builds used them. */
+#define VEXFS_IOC_DELETE_VECTORS _IOWR(VEXFS_IOC_MAGIC, 5, struct vexfs_delete_request)
+#define VEXFS_IOC_GET_VECTORS _IOWR(VEXFS_IOC_MAGIC, 6, struct vexfs_get_vectors_request)
 
 #define VEXFS_VECTOR_FILE_INFO_SIZE 40
 #define VEXFS_VECTOR_SEARCH_REQUEST_SIZE 48
 #define VEXFS_BATCH_INSERT_REQUEST_SIZE 32
+#define VEXFS_DELETE_REQUEST_SIZE 24
+#define VEXFS_GET_VECTORS_REQUEST_SIZE 32
 
 /* Bytes of vector data and of ids for a batch (float32 elements). */
 #define VEXFS_VECTOR_DATA_SIZE(dimensions, count) ((dimensions) * (count) * sizeof(float))
@@ -194,10 +227,21 @@ VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, dimensions
 VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, vector_ids) == 16, "insert.vector_ids");
 VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_batch_insert_request, flags) == 24, "insert.flags");
 
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_delete_request) == VEXFS_DELETE_REQUEST_SIZE,
+		    "vexfs_delete_request must be 24 bytes");
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_get_vectors_request) == VEXFS_GET_VECTORS_REQUEST_SIZE,
+		    "vexfs_get_vectors_request must be 32 bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_delete_request, deleted_count) == 16, "delete.deleted_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, vectors) == 8, "get.vectors");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, id_count) == 16, "get.id_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, found_count) == 24, "get.found_count");
+
 VEXFS_STATIC_ASSERT(VEXFS_IOC_SET_VECTOR_META == 0x40285601, "VEXFS_IOC_SET_VECTOR_META");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_VECTOR_META == 0x80285602, "VEXFS_IOC_GET_VECTOR_META");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_VECTOR_SEARCH == 0xc0305603, "VEXFS_IOC_VECTOR_SEARCH");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_BATCH_INSERT == 0x40205604, "VEXFS_IOC_BATCH_INSERT");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_DELETE_VECTORS == 0xc0185605, "VEXFS_IOC_DELETE_VECTORS");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_VECTORS == 0xc0205606, "VEXFS_IOC_GET_VECTORS");
 #endif /* LP64 */
 #endif /* __ASSEMBLY__ */
 

@@ -35,12 +35,16 @@ pub const VEXFS_COMPRESS_ZSTD: u32 = 0x02;
 pub const VEXFS_INSERT_OVERWRITE: u32 = 0x01;
 pub const VEXFS_INSERT_APPEND: u32 = 0x02;
 pub const VEXFS_INSERT_VALIDATE: u32 = 0x04;
+/// Strict insert: an id the file already holds is refused with `EEXIST`.
+pub const VEXFS_INSERT_NO_REPLACE: u32 = 0x08;
 
 pub const VEXFS_IOC_MAGIC: u8 = b'V';
 
 pub const VEXFS_VECTOR_FILE_INFO_SIZE: usize = 40;
 pub const VEXFS_VECTOR_SEARCH_REQUEST_SIZE: usize = 48;
 pub const VEXFS_BATCH_INSERT_REQUEST_SIZE: usize = 32;
+pub const VEXFS_DELETE_REQUEST_SIZE: usize = 24;
+pub const VEXFS_GET_VECTORS_REQUEST_SIZE: usize = 32;
 
 // The `_IOC` encoding of <asm-generic/ioctl.h>: dir:2 | size:14 | type:8 | nr:8.
 const IOC_NRSHIFT: u32 = 0;
@@ -83,6 +87,21 @@ pub const VEXFS_IOC_BATCH_INSERT: u32 = ioc(
     VEXFS_IOC_MAGIC,
     4,
     size_of::<VexfsBatchInsertRequest>(),
+);
+
+/// Extension: delete by id. Numbers 10..=26 are avoided (old experimental builds).
+pub const VEXFS_IOC_DELETE_VECTORS: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    VEXFS_IOC_MAGIC,
+    5,
+    size_of::<VexfsDeleteRequest>(),
+);
+/// Extension: fetch vectors by id.
+pub const VEXFS_IOC_GET_VECTORS: u32 = ioc(
+    IOC_READ | IOC_WRITE,
+    VEXFS_IOC_MAGIC,
+    6,
+    size_of::<VexfsGetVectorsRequest>(),
 );
 
 /// `struct vexfs_vector_file_info`, 40 bytes.
@@ -131,6 +150,32 @@ pub struct VexfsBatchInsertRequest {
     pub _pad0: u32,
 }
 
+/// `struct vexfs_delete_request`, 24 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VexfsDeleteRequest {
+    /// Address of `id_count` u64 ids.
+    pub ids_addr: u64,
+    pub id_count: u32,
+    pub flags: u32,
+    pub deleted_count: u32,
+    pub reserved: u32,
+}
+
+/// `struct vexfs_get_vectors_request`, 32 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VexfsGetVectorsRequest {
+    /// Address of `id_count` u64 ids.
+    pub ids_addr: u64,
+    /// Address of `id_count * dimensions` f32 written back (`vectors` / `vectors_bits`).
+    pub vectors_addr: u64,
+    pub id_count: u32,
+    pub dimensions: u32,
+    pub found_count: u32,
+    pub flags: u32,
+}
+
 // The ABI, checked where the compiler sees it. Offsets are those of the
 // C header's `_Static_assert`s; `uapi/tests/c_abi.rs` compares the two at run time.
 const _: () = {
@@ -164,6 +209,21 @@ const _: () = {
     assert!(VEXFS_IOC_GET_VECTOR_META == 0x8028_5602);
     assert!(VEXFS_IOC_VECTOR_SEARCH == 0xc030_5603);
     assert!(VEXFS_IOC_BATCH_INSERT == 0x4020_5604);
+
+    assert!(size_of::<VexfsDeleteRequest>() == VEXFS_DELETE_REQUEST_SIZE);
+    assert!(offset_of!(VexfsDeleteRequest, ids_addr) == 0);
+    assert!(offset_of!(VexfsDeleteRequest, id_count) == 8);
+    assert!(offset_of!(VexfsDeleteRequest, flags) == 12);
+    assert!(offset_of!(VexfsDeleteRequest, deleted_count) == 16);
+    assert!(size_of::<VexfsGetVectorsRequest>() == VEXFS_GET_VECTORS_REQUEST_SIZE);
+    assert!(offset_of!(VexfsGetVectorsRequest, ids_addr) == 0);
+    assert!(offset_of!(VexfsGetVectorsRequest, vectors_addr) == 8);
+    assert!(offset_of!(VexfsGetVectorsRequest, id_count) == 16);
+    assert!(offset_of!(VexfsGetVectorsRequest, dimensions) == 20);
+    assert!(offset_of!(VexfsGetVectorsRequest, found_count) == 24);
+    assert!(offset_of!(VexfsGetVectorsRequest, flags) == 28);
+    assert!(VEXFS_IOC_DELETE_VECTORS == 0xc018_5605);
+    assert!(VEXFS_IOC_GET_VECTORS == 0xc020_5606);
 };
 
 /// Reads fields out of / into the fixed struct bytes a FUSE ioctl carries.
@@ -322,6 +382,60 @@ impl VexfsBatchInsertRequest {
     }
 }
 
+impl VexfsDeleteRequest {
+    pub fn from_bytes(bytes: &[u8; VEXFS_DELETE_REQUEST_SIZE]) -> Self {
+        Self {
+            ids_addr: get_u64(bytes, offset_of!(Self, ids_addr)),
+            id_count: get_u32(bytes, offset_of!(Self, id_count)),
+            flags: get_u32(bytes, offset_of!(Self, flags)),
+            deleted_count: get_u32(bytes, offset_of!(Self, deleted_count)),
+            reserved: get_u32(bytes, offset_of!(Self, reserved)),
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; VEXFS_DELETE_REQUEST_SIZE] {
+        let mut bytes = [0u8; VEXFS_DELETE_REQUEST_SIZE];
+        put_u64(&mut bytes, offset_of!(Self, ids_addr), self.ids_addr);
+        put_u32(&mut bytes, offset_of!(Self, id_count), self.id_count);
+        put_u32(&mut bytes, offset_of!(Self, flags), self.flags);
+        put_u32(
+            &mut bytes,
+            offset_of!(Self, deleted_count),
+            self.deleted_count,
+        );
+        put_u32(&mut bytes, offset_of!(Self, reserved), self.reserved);
+        bytes
+    }
+}
+
+impl VexfsGetVectorsRequest {
+    pub fn from_bytes(bytes: &[u8; VEXFS_GET_VECTORS_REQUEST_SIZE]) -> Self {
+        Self {
+            ids_addr: get_u64(bytes, offset_of!(Self, ids_addr)),
+            vectors_addr: get_u64(bytes, offset_of!(Self, vectors_addr)),
+            id_count: get_u32(bytes, offset_of!(Self, id_count)),
+            dimensions: get_u32(bytes, offset_of!(Self, dimensions)),
+            found_count: get_u32(bytes, offset_of!(Self, found_count)),
+            flags: get_u32(bytes, offset_of!(Self, flags)),
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; VEXFS_GET_VECTORS_REQUEST_SIZE] {
+        let mut bytes = [0u8; VEXFS_GET_VECTORS_REQUEST_SIZE];
+        put_u64(&mut bytes, offset_of!(Self, ids_addr), self.ids_addr);
+        put_u64(
+            &mut bytes,
+            offset_of!(Self, vectors_addr),
+            self.vectors_addr,
+        );
+        put_u32(&mut bytes, offset_of!(Self, id_count), self.id_count);
+        put_u32(&mut bytes, offset_of!(Self, dimensions), self.dimensions);
+        put_u32(&mut bytes, offset_of!(Self, found_count), self.found_count);
+        put_u32(&mut bytes, offset_of!(Self, flags), self.flags);
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +448,8 @@ mod tests {
             (VEXFS_IOC_GET_VECTOR_META, IOC_READ, 2, 40),
             (VEXFS_IOC_VECTOR_SEARCH, IOC_READ | IOC_WRITE, 3, 48),
             (VEXFS_IOC_BATCH_INSERT, IOC_WRITE, 4, 32),
+            (VEXFS_IOC_DELETE_VECTORS, IOC_READ | IOC_WRITE, 5, 24),
+            (VEXFS_IOC_GET_VECTORS, IOC_READ | IOC_WRITE, 6, 32),
         ] {
             assert_eq!(code >> 30, dir);
             assert_eq!((code >> 16) & 0x3fff, size);

@@ -21,7 +21,9 @@ pub const REQUEST_BYTES_MAX: u64 = 256 << 20;
 pub const ALIGNMENT_BYTES_MAX: u32 = 4096;
 /// Insert flags this version understands.
 pub const INSERT_FLAGS_KNOWN: u32 =
-    VEXFS_INSERT_OVERWRITE | VEXFS_INSERT_APPEND | VEXFS_INSERT_VALIDATE;
+    VEXFS_INSERT_OVERWRITE | VEXFS_INSERT_APPEND | VEXFS_INSERT_VALIDATE | VEXFS_INSERT_NO_REPLACE;
+/// Ids in one `DELETE_VECTORS` or `GET_VECTORS` request (the batch limit).
+pub const ID_BATCH_MAX: u32 = BATCH_VECTORS_MAX;
 
 /// Bytes of one element of `element_type`, or `None` if the type is unknown.
 pub fn element_bytes(element_type: u32) -> Option<u32> {
@@ -168,6 +170,12 @@ pub fn check_insert_flags(flags: u32) -> Result<(), Refusal> {
             format!("unknown insert flags {unknown:#x}"),
         ));
     }
+    if flags & VEXFS_INSERT_OVERWRITE != 0 && flags & VEXFS_INSERT_NO_REPLACE != 0 {
+        return Err(Refusal::invalid(
+            "flags",
+            "OVERWRITE and NO_REPLACE contradict each other".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -243,6 +251,51 @@ pub fn check_search(request: &VexfsVectorSearchRequest) -> Result<(), Refusal> {
     )
 }
 
+fn check_id_batch(id_count: u32, ids_addr: u64, flags: u32) -> Result<(), Refusal> {
+    if id_count == 0 {
+        return Err(Refusal::invalid("id_count", "must be at least 1".into()));
+    }
+    if id_count > ID_BATCH_MAX {
+        return Err(Refusal::too_big(
+            "id_count",
+            format!("{id_count} is over the maximum of {ID_BATCH_MAX} per request"),
+        ));
+    }
+    if ids_addr == 0 {
+        return Err(Refusal::invalid("ids", "is NULL".into()));
+    }
+    if flags != 0 {
+        return Err(Refusal::invalid(
+            "flags",
+            format!("unknown flags {flags:#x} (none are defined)"),
+        ));
+    }
+    Ok(())
+}
+
+/// A whole `DELETE_VECTORS` request, before the daemon reads any id.
+pub fn check_delete(request: &VexfsDeleteRequest) -> Result<(), Refusal> {
+    check_id_batch(request.id_count, request.ids_addr, request.flags)?;
+    if request.reserved != 0 {
+        return Err(Refusal::invalid("reserved", "must be 0".into()));
+    }
+    check_request_bytes("id_count", u64::from(request.id_count) * 8)
+}
+
+/// A whole `GET_VECTORS` request, before the daemon reads any id.
+pub fn check_get_vectors(request: &VexfsGetVectorsRequest) -> Result<(), Refusal> {
+    check_id_batch(request.id_count, request.ids_addr, request.flags)?;
+    check_dimensions("dimensions", request.dimensions)?;
+    if request.vectors_addr == 0 {
+        return Err(Refusal::invalid("vectors", "is NULL".into()));
+    }
+    let count = u64::from(request.id_count);
+    check_request_bytes(
+        "id_count",
+        count * 8 + count * u64::from(request.dimensions) * 4,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +347,13 @@ mod tests {
         assert_eq!(check_storage_format(3).unwrap_err().field, "storage_format");
         assert_eq!(check_compression(3).unwrap_err().field, "compression_type");
         assert_eq!(check_insert_flags(0x10).unwrap_err().field, "flags");
+        assert!(check_insert_flags(VEXFS_INSERT_NO_REPLACE | VEXFS_INSERT_APPEND).is_ok());
+        assert_eq!(
+            check_insert_flags(VEXFS_INSERT_OVERWRITE | VEXFS_INSERT_NO_REPLACE)
+                .unwrap_err()
+                .errno(),
+            libc::EINVAL
+        );
         assert!(check_insert_flags(VEXFS_INSERT_APPEND | VEXFS_INSERT_VALIDATE).is_ok());
         assert_eq!(check_alignment(48).unwrap_err().field, "alignment_bytes");
         assert!(check_alignment(0).is_ok() && check_alignment(64).is_ok());
@@ -309,6 +369,30 @@ mod tests {
         let mut null_vectors = insert(4, 1, 0);
         null_vectors.vectors_addr = 0;
         assert_eq!(check_insert(&null_vectors).unwrap_err().field, "vectors");
+    }
+
+    #[test]
+    fn id_batches_are_bounded_and_flags_reserved() {
+        let mut delete = VexfsDeleteRequest {
+            ids_addr: 0x1000,
+            id_count: 3,
+            ..Default::default()
+        };
+        assert!(check_delete(&delete).is_ok());
+        delete.flags = 1;
+        assert_eq!(check_delete(&delete).unwrap_err().field, "flags");
+        delete.flags = 0;
+        delete.id_count = ID_BATCH_MAX + 1;
+        assert_eq!(check_delete(&delete).unwrap_err().errno(), libc::E2BIG);
+        let get = VexfsGetVectorsRequest {
+            ids_addr: 0x1000,
+            vectors_addr: 0x2000,
+            id_count: 100_000,
+            dimensions: 65_536,
+            ..Default::default()
+        };
+        // 100,000 x 65,536 x 4 bytes is far over the per-request limit.
+        assert_eq!(check_get_vectors(&get).unwrap_err().errno(), libc::E2BIG);
     }
 
     #[test]

@@ -63,6 +63,15 @@ int main(void) {
     VAL(VEXFS_STORAGE_DENSE); VAL(VEXFS_STORAGE_SPARSE); VAL(VEXFS_STORAGE_COMPRESSED);
     VAL(VEXFS_COMPRESS_NONE); VAL(VEXFS_COMPRESS_LZ4); VAL(VEXFS_COMPRESS_ZSTD);
     VAL(VEXFS_INSERT_OVERWRITE); VAL(VEXFS_INSERT_APPEND); VAL(VEXFS_INSERT_VALIDATE);
+    VAL(VEXFS_INSERT_NO_REPLACE); VAL(VEXFS_REQUEST_BYTES_MAX);
+    VAL(VEXFS_IOC_DELETE_VECTORS); VAL(VEXFS_IOC_GET_VECTORS);
+    SIZE(vexfs_delete_request); SIZE(vexfs_get_vectors_request);
+    OFF(vexfs_delete_request, ids); OFF(vexfs_delete_request, id_count);
+    OFF(vexfs_delete_request, flags); OFF(vexfs_delete_request, deleted_count);
+    OFF(vexfs_get_vectors_request, ids); OFF(vexfs_get_vectors_request, vectors);
+    OFF(vexfs_get_vectors_request, vectors_bits); OFF(vexfs_get_vectors_request, id_count);
+    OFF(vexfs_get_vectors_request, dimensions); OFF(vexfs_get_vectors_request, found_count);
+    OFF(vexfs_get_vectors_request, flags);
     VAL(VEXFS_DIMENSIONS_MAX); VAL(VEXFS_BATCH_VECTORS_MAX); VAL(VEXFS_SEARCH_K_MAX);
     VAL(VEXFS_VECTOR_FILE_INFO_SIZE); VAL(VEXFS_VECTOR_SEARCH_REQUEST_SIZE);
     VAL(VEXFS_BATCH_INSERT_REQUEST_SIZE);
@@ -248,6 +257,62 @@ fn c_and_rust_agree_on_sizes_offsets_codes_and_limits() {
         ("VEXFS_INSERT_OVERWRITE", VEXFS_INSERT_OVERWRITE.into()),
         ("VEXFS_INSERT_APPEND", VEXFS_INSERT_APPEND.into()),
         ("VEXFS_INSERT_VALIDATE", VEXFS_INSERT_VALIDATE.into()),
+        ("VEXFS_INSERT_NO_REPLACE", VEXFS_INSERT_NO_REPLACE.into()),
+        ("VEXFS_REQUEST_BYTES_MAX", limits::REQUEST_BYTES_MAX),
+        ("VEXFS_IOC_DELETE_VECTORS", VEXFS_IOC_DELETE_VECTORS.into()),
+        ("VEXFS_IOC_GET_VECTORS", VEXFS_IOC_GET_VECTORS.into()),
+        (
+            "vexfs_delete_request",
+            size_of::<VexfsDeleteRequest>() as u64,
+        ),
+        (
+            "vexfs_get_vectors_request",
+            size_of::<VexfsGetVectorsRequest>() as u64,
+        ),
+        (
+            "vexfs_delete_request.ids",
+            offset_of!(VexfsDeleteRequest, ids_addr) as u64,
+        ),
+        (
+            "vexfs_delete_request.id_count",
+            offset_of!(VexfsDeleteRequest, id_count) as u64,
+        ),
+        (
+            "vexfs_delete_request.flags",
+            offset_of!(VexfsDeleteRequest, flags) as u64,
+        ),
+        (
+            "vexfs_delete_request.deleted_count",
+            offset_of!(VexfsDeleteRequest, deleted_count) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.ids",
+            offset_of!(VexfsGetVectorsRequest, ids_addr) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.vectors",
+            offset_of!(VexfsGetVectorsRequest, vectors_addr) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.vectors_bits",
+            offset_of!(VexfsGetVectorsRequest, vectors_addr) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.id_count",
+            offset_of!(VexfsGetVectorsRequest, id_count) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.dimensions",
+            offset_of!(VexfsGetVectorsRequest, dimensions) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.found_count",
+            offset_of!(VexfsGetVectorsRequest, found_count) as u64,
+        ),
+        (
+            "vexfs_get_vectors_request.flags",
+            offset_of!(VexfsGetVectorsRequest, flags) as u64,
+        ),
         ("VEXFS_DIMENSIONS_MAX", limits::DIMENSIONS_MAX.into()),
         ("VEXFS_BATCH_VECTORS_MAX", limits::BATCH_VECTORS_MAX.into()),
         ("VEXFS_SEARCH_K_MAX", limits::SEARCH_K_MAX.into()),

@@ -1,0 +1,424 @@
+//! A vector file's faiss index: chosen by a factory string, built over the
+//! metric of the search that first needs it, serialised into the file's
+//! index region and read back from it.
+//!
+//! Labels are slot numbers: rows are added in slot order, so label i is
+//! slot i. Cosine is inner product over normalised copies (faiss keeps its
+//! own copy of what it indexes). Searches run concurrently through faiss's
+//! const search.
+
+use std::ffi::CStr;
+use std::os::raw::c_int;
+
+use faiss::index::{FromInnerPtr, IndexImpl};
+use faiss::{Index, MetricType};
+use vexfs_uapi::{VEXFS_SEARCH_COSINE, VEXFS_SEARCH_EUCLIDEAN};
+
+use super::exact::{self, Hit};
+
+/// Below this many vectors the default index is exact (`Flat`).
+pub const DEFAULT_EXACT_VECTORS_MAX: usize = 16_384;
+pub const DEFAULT_GRAPH_FACTORY: &str = "HNSW32";
+pub const DEFAULT_GRAPH_PARAMS: &str = "efSearch=64";
+
+/// Which index a file wants: `user.vexfs.index` / `user.vexfs.search`, or the defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexChoice {
+    pub factory: String,
+    /// Search parameters, faiss ParameterSpace names (`efSearch`, `nprobe`, ...).
+    pub params: Vec<(String, f64)>,
+}
+
+impl IndexChoice {
+    /// From the two xattr values (None when unset) for a file of `count` vectors.
+    pub fn resolve(
+        factory: Option<&str>,
+        params: Option<&str>,
+        count: usize,
+    ) -> Result<IndexChoice, String> {
+        let factory = match factory.map(str::trim) {
+            Some(f) if !f.is_empty() => f.to_string(),
+            _ if count < DEFAULT_EXACT_VECTORS_MAX => "Flat".to_string(),
+            _ => DEFAULT_GRAPH_FACTORY.to_string(),
+        };
+        let params = match params {
+            Some(p) => parse_params(p)?,
+            None if factory.starts_with("HNSW") => parse_params(DEFAULT_GRAPH_PARAMS)?,
+            None => Vec::new(),
+        };
+        Ok(IndexChoice { factory, params })
+    }
+
+    pub fn is_flat(&self) -> bool {
+        self.factory == "Flat"
+    }
+}
+
+/// `efSearch=64,nprobe=8` → [("efSearch", 64.0), ("nprobe", 8.0)].
+pub fn parse_params(text: &str) -> Result<Vec<(String, f64)>, String> {
+    let mut params = Vec::new();
+    for part in text.split([',', ' ']).filter(|p| !p.trim().is_empty()) {
+        let Some((name, value)) = part.split_once('=') else {
+            return Err(format!("search parameter {part:?} is not name=value"));
+        };
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("search parameter {name:?}: {value:?} is not a number"))?;
+        params.push((name.trim().to_string(), value));
+    }
+    Ok(params)
+}
+
+thread_local! {
+    static THREADS_SET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+extern "C" {
+    // libgomp, linked by faiss.
+    fn omp_set_num_threads(threads: c_int);
+}
+
+/// OpenMP threads per search or build: `OMP_NUM_THREADS` or 1. Two threads
+/// made exact search 2–3× slower on a 2-core machine; one query at a time
+/// gains nothing from a team.
+fn omp_threads() -> c_int {
+    std::env::var("OMP_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &c_int| n >= 1)
+        .unwrap_or(1)
+}
+
+/// libgomp keeps the thread count per calling thread: set it once on each
+/// thread that enters faiss.
+fn set_threads() {
+    THREADS_SET.with(|done| {
+        if !done.get() {
+            // SAFETY: omp_set_num_threads only stores a value for this thread.
+            unsafe { omp_set_num_threads(omp_threads()) };
+            done.set(true);
+        }
+    });
+}
+
+fn last_faiss_error() -> String {
+    // SAFETY: faiss returns a pointer to a NUL-terminated thread-local message or NULL.
+    let message = unsafe { faiss_sys::faiss_get_last_error() };
+    if message.is_null() {
+        "faiss failed without a message".into()
+    } else {
+        // SAFETY: non-NULL, NUL-terminated, valid until the next faiss call on this thread.
+        unsafe { CStr::from_ptr(message) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+fn faiss_metric(search_type: u32) -> MetricType {
+    if search_type == VEXFS_SEARCH_EUCLIDEAN {
+        MetricType::L2
+    } else {
+        MetricType::InnerProduct
+    }
+}
+
+/// What the index holds for `rows`: normalised copies for cosine, the rows otherwise.
+fn indexed_rows(rows: &[f32], dimensions: usize, search_type: u32) -> std::borrow::Cow<'_, [f32]> {
+    if search_type == VEXFS_SEARCH_COSINE {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows.chunks_exact(dimensions) {
+            out.extend(exact::normalized(row));
+        }
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(rows)
+    }
+}
+
+pub struct VectorIndex {
+    index: IndexImpl,
+    dimensions: usize,
+    /// The search type it was built for.
+    pub search_type: u32,
+    pub factory: String,
+    /// Search parameters last applied.
+    pub params: Vec<(String, f64)>,
+    /// Rows (slots `0..covered`) it holds.
+    pub covered: usize,
+}
+
+impl VectorIndex {
+    /// Builds `choice.factory` over all `rows`, training it first when it needs training.
+    pub fn build(
+        choice: &IndexChoice,
+        rows: &[f32],
+        dimensions: usize,
+        search_type: u32,
+    ) -> Result<VectorIndex, String> {
+        set_threads();
+        let mut index = faiss::index_factory(
+            dimensions as u32,
+            &choice.factory,
+            faiss_metric(search_type),
+        )
+        .map_err(|e| format!("index {:?}: {e}", choice.factory))?;
+        let data = indexed_rows(rows, dimensions, search_type);
+        if !index.is_trained() {
+            index
+                .train(&data)
+                .map_err(|e| format!("training {:?}: {e}", choice.factory))?;
+        }
+        index
+            .add(&data)
+            .map_err(|e| format!("adding to {:?}: {e}", choice.factory))?;
+        let mut built = VectorIndex {
+            index,
+            dimensions,
+            search_type,
+            factory: choice.factory.clone(),
+            params: Vec::new(),
+            covered: rows.len() / dimensions,
+        };
+        built.set_params(&choice.params)?;
+        Ok(built)
+    }
+
+    pub fn set_params(&mut self, params: &[(String, f64)]) -> Result<(), String> {
+        self.params = params.to_vec();
+        if params.is_empty() {
+            return Ok(());
+        }
+        let space = faiss::index::autotune::ParameterSpace::new().map_err(|e| e.to_string())?;
+        for (name, value) in params {
+            space
+                .set_index_parameter(&self.index, name, *value)
+                .map_err(|e| {
+                    format!(
+                        "search parameter {name}={value} for {:?}: {e}",
+                        self.factory
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Adds rows appended after the ones it covers (slots `covered..`).
+    pub fn add(&mut self, rows: &[f32]) -> Result<(), String> {
+        set_threads();
+        let data = indexed_rows(rows, self.dimensions, self.search_type);
+        self.index
+            .add(&data)
+            .map_err(|e| format!("adding to {:?}: {e}", self.factory))?;
+        self.covered += rows.len() / self.dimensions;
+        Ok(())
+    }
+
+    /// The `k` best slots for `query`, best first, in the metric conventions of [`exact`].
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, String> {
+        set_threads();
+        let query = if self.search_type == VEXFS_SEARCH_COSINE {
+            std::borrow::Cow::Owned(exact::normalized(query))
+        } else {
+            std::borrow::Cow::Borrowed(query)
+        };
+        let k = k.min(self.covered.max(1));
+        let mut distances = vec![0f32; k];
+        let mut labels = vec![-1 as faiss_sys::idx_t; k];
+        // SAFETY: the index pointer is live for &self; query holds one vector of the
+        // index's dimensions; distances and labels have room for k results. faiss's
+        // CPU search is const and safe to run from several threads at once.
+        let status = unsafe {
+            faiss_sys::faiss_Index_search(
+                self.index.inner_ptr(),
+                1,
+                query.as_ptr(),
+                k as faiss_sys::idx_t,
+                distances.as_mut_ptr(),
+                labels.as_mut_ptr(),
+            )
+        };
+        if status != 0 {
+            return Err(last_faiss_error());
+        }
+        let cosine = self.search_type == VEXFS_SEARCH_COSINE;
+        Ok(labels
+            .iter()
+            .zip(&distances)
+            .filter(|(label, _)| **label >= 0 && (**label as usize) < self.covered)
+            .map(|(label, distance)| Hit {
+                slot: *label as usize,
+                // Rounding can put 1 - cos a hair outside [0, 2].
+                value: if cosine {
+                    (1.0 - distance).clamp(0.0, 2.0)
+                } else {
+                    *distance
+                },
+            })
+            .collect())
+    }
+
+    /// faiss's own serialisation of the index.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let mut buffer: *mut libc::c_char = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        // SAFETY: open_memstream gets valid out-pointers; it owns `buffer` until fclose.
+        let stream = unsafe { libc::open_memstream(&mut buffer, &mut size) };
+        if stream.is_null() {
+            return Err(format!(
+                "open_memstream: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the index is live; stream is an open FILE (faiss-sys's opaque FILE is libc's).
+        let status = unsafe {
+            faiss_sys::faiss_write_index(self.index.inner_ptr(), stream as *mut faiss_sys::FILE)
+        };
+        let error = (status != 0).then(last_faiss_error);
+        // SAFETY: stream came from open_memstream; after fclose, buffer/size are final
+        // and the buffer is ours to free.
+        let bytes = unsafe {
+            libc::fclose(stream);
+            let bytes = if buffer.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(buffer as *const u8, size).to_vec()
+            };
+            libc::free(buffer as *mut libc::c_void);
+            bytes
+        };
+        match error {
+            Some(e) => Err(e),
+            None => Ok(bytes),
+        }
+    }
+
+    /// Reads an index written by [`to_bytes`](Self::to_bytes).
+    pub fn from_bytes(
+        bytes: &[u8],
+        dimensions: usize,
+        search_type: u32,
+        factory: &str,
+        params: &[(String, f64)],
+    ) -> Result<VectorIndex, String> {
+        if bytes.is_empty() {
+            return Err("empty index".into());
+        }
+        // SAFETY: fmemopen reads `bytes`, which outlives the stream (closed below).
+        let stream = unsafe {
+            libc::fmemopen(
+                bytes.as_ptr() as *mut libc::c_void,
+                bytes.len(),
+                c"rb".as_ptr(),
+            )
+        };
+        if stream.is_null() {
+            return Err(format!("fmemopen: {}", std::io::Error::last_os_error()));
+        }
+        let mut raw: *mut faiss_sys::FaissIndex = std::ptr::null_mut();
+        // SAFETY: stream is an open FILE; raw receives a new index on success.
+        let status =
+            unsafe { faiss_sys::faiss_read_index(stream as *mut faiss_sys::FILE, 0, &mut raw) };
+        let error = (status != 0).then(last_faiss_error);
+        // SAFETY: stream came from fmemopen and is closed once.
+        unsafe { libc::fclose(stream) };
+        if let Some(e) = error {
+            return Err(e);
+        }
+        // SAFETY: faiss_read_index returned a valid index we now own.
+        let index = unsafe { IndexImpl::from_inner_ptr(raw) };
+        if index.d() as usize != dimensions {
+            return Err(format!(
+                "stored index has {} dimensions, the file {dimensions}",
+                index.d()
+            ));
+        }
+        let covered = index.ntotal() as usize;
+        let mut loaded = VectorIndex {
+            index,
+            dimensions,
+            search_type,
+            factory: factory.to_string(),
+            params: Vec::new(),
+            covered,
+        };
+        loaded.set_params(params)?;
+        Ok(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vexfs_uapi::VEXFS_SEARCH_DOT_PRODUCT;
+
+    fn rows(n: usize, d: usize) -> Vec<f32> {
+        // splitmix64: no two rows alike, so there are no ties to break.
+        (0..(n * d) as u64)
+            .map(|i| {
+                let mut z = i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn choice_defaults_by_size_and_parses_params() {
+        let small = IndexChoice::resolve(None, None, 100).unwrap();
+        assert!(small.is_flat());
+        let large = IndexChoice::resolve(None, None, 100_000).unwrap();
+        assert_eq!(large.factory, "HNSW32");
+        assert_eq!(large.params, vec![("efSearch".to_string(), 64.0)]);
+        let chosen = IndexChoice::resolve(Some("IVF16,Flat"), Some("nprobe=4"), 10).unwrap();
+        assert_eq!(chosen.params, vec![("nprobe".to_string(), 4.0)]);
+        assert!(parse_params("efSearch").is_err());
+        assert!(parse_params("efSearch=x").is_err());
+    }
+
+    #[test]
+    fn flat_index_matches_exact_scan_in_every_metric() {
+        let (n, d) = (300, 16);
+        let data = rows(n, d);
+        let query = &data[5 * d..6 * d];
+        for search_type in [
+            VEXFS_SEARCH_EUCLIDEAN,
+            VEXFS_SEARCH_COSINE,
+            VEXFS_SEARCH_DOT_PRODUCT,
+        ] {
+            let choice = IndexChoice::resolve(Some("Flat"), None, n).unwrap();
+            let index = VectorIndex::build(&choice, &data, d, search_type).unwrap();
+            let got = index.search(query, 5).unwrap();
+            let want = exact::search(&data, d, None, query, 5, search_type);
+            assert_eq!(
+                got.iter().map(|h| h.slot).collect::<Vec<_>>(),
+                want.iter().map(|h| h.slot).collect::<Vec<_>>(),
+                "search type {search_type}"
+            );
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.value - w.value).abs() < 1e-4, "{g:?} vs {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn serialised_index_reads_back_and_grows() {
+        let (n, d) = (500, 8);
+        let data = rows(n, d);
+        let choice = IndexChoice::resolve(Some("HNSW16"), Some("efSearch=32"), n).unwrap();
+        let mut index =
+            VectorIndex::build(&choice, &data[..400 * d], d, VEXFS_SEARCH_COSINE).unwrap();
+        index.add(&data[400 * d..]).unwrap();
+        assert_eq!(index.covered, 500);
+        let bytes = index.to_bytes().unwrap();
+        let back =
+            VectorIndex::from_bytes(&bytes, d, VEXFS_SEARCH_COSINE, "HNSW16", &choice.params)
+                .unwrap();
+        assert_eq!(back.covered, 500);
+        let query = &data[450 * d..451 * d];
+        assert_eq!(back.search(query, 1).unwrap()[0].slot, 450);
+        assert!(VectorIndex::from_bytes(&bytes[..bytes.len() / 2], d, 1, "HNSW16", &[]).is_err());
+        assert!(VectorIndex::from_bytes(&bytes, d + 1, 1, "HNSW16", &[]).is_err());
+    }
+}

@@ -1,0 +1,581 @@
+//! Vector files through a mounted VexFS, as a program sees them: open a
+//! file, call the ioctls, read the bytes, unmount, remount, check.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+
+use common::*;
+use vexfs_uapi::*;
+
+// ---- a small client over the uapi mirror ----
+
+fn ioctl(file: &File, cmd: u32, arg: &mut [u8]) -> Result<(), i32> {
+    // SAFETY: `arg` is the request struct, sized as `cmd` encodes; the
+    // pointers inside it address live Vecs of the caller.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), cmd as _, arg.as_mut_ptr()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        Ok(())
+    }
+}
+
+fn set_meta(file: &File, dimensions: u32, vector_count: u32) -> Result<(), i32> {
+    let info = VexfsVectorFileInfo {
+        dimensions,
+        element_type: VEXFS_VECTOR_FLOAT32,
+        vector_count,
+        ..Default::default()
+    };
+    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+}
+
+fn set_info(file: &File, info: VexfsVectorFileInfo) -> Result<(), i32> {
+    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+}
+
+fn get_meta(file: &File) -> Result<VexfsVectorFileInfo, i32> {
+    let mut bytes = [0u8; VEXFS_VECTOR_FILE_INFO_SIZE];
+    ioctl(file, VEXFS_IOC_GET_VECTOR_META, &mut bytes)?;
+    Ok(VexfsVectorFileInfo::from_bytes(&bytes))
+}
+
+fn insert(
+    file: &File,
+    dimensions: u32,
+    rows: &[f32],
+    ids: Option<&[u64]>,
+    flags: u32,
+) -> Result<(), i32> {
+    let request = VexfsBatchInsertRequest {
+        vectors_addr: rows.as_ptr() as u64,
+        vector_count: (rows.len() / dimensions as usize) as u32,
+        dimensions,
+        vector_ids_addr: ids.map(|i| i.as_ptr() as u64).unwrap_or(0),
+        flags,
+        _pad0: 0,
+    };
+    ioctl(file, VEXFS_IOC_BATCH_INSERT, &mut request.to_bytes())
+}
+
+fn search(file: &File, query: &[f32], k: u32, search_type: u32) -> Result<Vec<(u64, f32)>, i32> {
+    let mut values = vec![0f32; k as usize];
+    let mut ids = vec![0u64; k as usize];
+    let request = VexfsVectorSearchRequest {
+        query_vector_addr: query.as_ptr() as u64,
+        dimensions: query.len() as u32,
+        k,
+        search_type,
+        results_addr: values.as_mut_ptr() as u64,
+        result_ids_addr: ids.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut bytes = request.to_bytes();
+    ioctl(file, VEXFS_IOC_VECTOR_SEARCH, &mut bytes)?;
+    let count = VexfsVectorSearchRequest::from_bytes(&bytes).result_count as usize;
+    Ok(ids[..count]
+        .iter()
+        .copied()
+        .zip(values[..count].iter().copied())
+        .collect())
+}
+
+fn delete(file: &File, ids: &[u64]) -> Result<u32, i32> {
+    let request = VexfsDeleteRequest {
+        ids_addr: ids.as_ptr() as u64,
+        id_count: ids.len() as u32,
+        ..Default::default()
+    };
+    let mut bytes = request.to_bytes();
+    ioctl(file, VEXFS_IOC_DELETE_VECTORS, &mut bytes)?;
+    Ok(VexfsDeleteRequest::from_bytes(&bytes).deleted_count)
+}
+
+fn fetch(file: &File, dimensions: u32, ids: &[u64]) -> Result<Vec<f32>, i32> {
+    let mut rows = vec![0f32; ids.len() * dimensions as usize];
+    let request = VexfsGetVectorsRequest {
+        ids_addr: ids.as_ptr() as u64,
+        vectors_addr: rows.as_mut_ptr() as u64,
+        id_count: ids.len() as u32,
+        dimensions,
+        ..Default::default()
+    };
+    ioctl(file, VEXFS_IOC_GET_VECTORS, &mut request.to_bytes())?;
+    Ok(rows)
+}
+
+fn open_rw(path: &std::path::Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+/// Deterministic rows in [-0.5, 0.5).
+fn rows(seed: u64, n: usize, d: usize) -> Vec<f32> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n * d)
+        .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        .collect()
+}
+
+fn brute_force(
+    data: &[f32],
+    ids: &[u64],
+    d: usize,
+    query: &[f32],
+    k: usize,
+    metric: u32,
+) -> Vec<u64> {
+    let mut scored: Vec<(f32, u64)> = data
+        .chunks_exact(d)
+        .zip(ids)
+        .map(|(row, id)| {
+            let dot: f32 = row.iter().zip(query).map(|(a, b)| a * b).sum();
+            let l2: f32 = row.iter().zip(query).map(|(a, b)| (a - b) * (a - b)).sum();
+            let norms = row.iter().map(|a| a * a).sum::<f32>().sqrt()
+                * query.iter().map(|a| a * a).sum::<f32>().sqrt();
+            let value = match metric {
+                VEXFS_SEARCH_EUCLIDEAN => l2,
+                VEXFS_SEARCH_COSINE => 1.0 - dot / norms,
+                _ => -dot,
+            };
+            (value, *id)
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    scored.iter().take(k).map(|s| s.1).collect()
+}
+
+fn file_bytes(path: &std::path::Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut f = File::open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0u8; len];
+    f.read_exact(&mut buf).unwrap();
+    buf
+}
+
+fn as_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[test]
+fn vectors_persist_with_ids_and_index_across_remount() {
+    if !fuse_available("vectors_persist_with_ids_and_index_across_remount") {
+        return;
+    }
+    let image = Image::new("vec-persist", "512M");
+    let (d, n) = (24usize, 3000usize);
+    let data = rows(1, n, d);
+    let ids: Vec<u64> = (0..n as u64).map(|i| 10_000 + i * 3).collect();
+    {
+        let m = Mounted::new(&image, &[]).unwrap();
+        let path = m.path("embeddings.vec");
+        let file = open_rw(&path);
+        set_meta(&file, d as u32, 0).unwrap();
+        for (chunk, id_chunk) in data.chunks(100 * d).zip(ids.chunks(100)) {
+            insert(&file, d as u32, chunk, Some(id_chunk), VEXFS_INSERT_APPEND).unwrap();
+        }
+        let info = get_meta(&file).unwrap();
+        assert_eq!((info.dimensions, info.vector_count), (d as u32, n as u32));
+        assert_eq!(info.data_offset, 4096);
+        assert!(info.index_offset >= info.data_offset + (n * d * 4) as u64);
+        // read(2) at data_offset yields the rows, in insertion order.
+        assert_eq!(
+            file_bytes(&path, info.data_offset, n * d * 4),
+            as_le_bytes(&data)
+        );
+        for metric in [
+            VEXFS_SEARCH_EUCLIDEAN,
+            VEXFS_SEARCH_COSINE,
+            VEXFS_SEARCH_DOT_PRODUCT,
+        ] {
+            for q in [0usize, 17, 2999] {
+                let query = &data[q * d..(q + 1) * d];
+                let got = search(&file, query, 10, metric).unwrap();
+                assert_eq!(got.len(), 10);
+                let want = brute_force(&data, &ids, d, query, 10, metric);
+                assert_eq!(
+                    got.iter().map(|g| g.0).collect::<Vec<_>>(),
+                    want,
+                    "metric {metric} query {q}"
+                );
+                if metric != VEXFS_SEARCH_DOT_PRODUCT {
+                    assert_eq!(got[0].0, ids[q]);
+                    assert!(got[0].1.abs() < 1e-4, "self distance {}", got[0].1);
+                }
+                assert!(got
+                    .windows(2)
+                    .all(|w| if metric == VEXFS_SEARCH_DOT_PRODUCT {
+                        w[0].1 >= w[1].1
+                    } else {
+                        w[0].1 <= w[1].1
+                    }));
+            }
+        }
+        // A graph index, persisted in the file.
+        xattr_set(&path, "user.vexfs.index", "HNSW16");
+        xattr_set(&path, "user.vexfs.search", "efSearch=128");
+        let got = search(&file, &data[5 * d..6 * d], 5, VEXFS_SEARCH_COSINE).unwrap();
+        assert_eq!(got[0].0, ids[5]);
+        file.sync_all().unwrap();
+        drop(file);
+        m.unmount();
+    }
+    image.assert_clean();
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("embeddings.vec");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let file = open_rw(&path);
+    let info = get_meta(&file).unwrap();
+    assert_eq!(info.vector_count, n as u32);
+    assert!(
+        size > info.index_offset,
+        "the HNSW index is stored: size {size}, index at {}",
+        info.index_offset
+    );
+    let got = search(&file, &data[2500 * d..2501 * d], 3, VEXFS_SEARCH_COSINE).unwrap();
+    assert_eq!(got[0].0, ids[2500]);
+    // Ids survived: fetch by id returns the row.
+    assert_eq!(
+        fetch(&file, d as u32, &[ids[42], ids[7]]).unwrap(),
+        [&data[42 * d..43 * d], &data[7 * d..8 * d]].concat()
+    );
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}
+
+fn xattr_set(path: &std::path::Path, name: &str, value: &str) {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr() as *const _,
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn upsert_delete_fetch_and_layout_changes() {
+    if !fuse_available("upsert_delete_fetch_and_layout_changes") {
+        return;
+    }
+    let image = Image::new("vec-upsert", "128M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let file = open_rw(&m.path("v"));
+    set_meta(&file, 4, 0).unwrap();
+    // No ids: the file assigns 0, 1, 2.
+    insert(&file, 4, &rows(2, 3, 4), None, 0).unwrap();
+    let first = search(&file, &rows(2, 3, 4)[8..12], 1, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+    assert_eq!(first[0].0, 2);
+    // Reusing an id replaces its vector (upsert), APPEND or not.
+    let replacement = [9.0f32, 9.0, 9.0, 9.0];
+    insert(&file, 4, &replacement, Some(&[1]), VEXFS_INSERT_APPEND).unwrap();
+    assert_eq!(get_meta(&file).unwrap().vector_count, 3);
+    assert_eq!(fetch(&file, 4, &[1]).unwrap(), replacement);
+    // Strict insert refuses an existing id and stores nothing of the batch.
+    assert_eq!(
+        insert(&file, 4, &[1.0; 8], Some(&[7, 2]), VEXFS_INSERT_NO_REPLACE),
+        Err(libc::EEXIST)
+    );
+    assert_eq!(fetch(&file, 4, &[7]), Err(libc::ENOENT));
+    // Assigned ids continue above every id seen.
+    insert(&file, 4, &[0.5; 4], Some(&[100]), 0).unwrap();
+    insert(&file, 4, &[0.25; 4], None, 0).unwrap();
+    assert_eq!(fetch(&file, 4, &[101]).unwrap(), [0.25; 4]);
+    // Delete: absent ids are skipped and counted out.
+    assert_eq!(delete(&file, &[1, 555, 100]).unwrap(), 2);
+    assert_eq!(get_meta(&file).unwrap().vector_count, 3);
+    assert_eq!(fetch(&file, 4, &[1]), Err(libc::ENOENT));
+    let all = search(&file, &[0.0; 4], 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+    let mut seen: Vec<u64> = all.iter().map(|h| h.0).collect();
+    seen.sort();
+    assert_eq!(seen, [0, 2, 101]);
+
+    // Same layout again: nothing is lost (programs set it at every open).
+    set_meta(&file, 4, 3).unwrap();
+    set_meta(&file, 4, 0).unwrap();
+    assert_eq!(get_meta(&file).unwrap().vector_count, 3);
+    // Other dimensions with vectors stored and vector_count != 0: EBUSY, nothing changes.
+    assert_eq!(set_meta(&file, 8, 3), Err(libc::EBUSY));
+    assert_eq!(get_meta(&file).unwrap().dimensions, 4);
+    // vector_count = 0 says "drop them", as O_TRUNC drops bytes.
+    set_meta(&file, 8, 0).unwrap();
+    let info = get_meta(&file).unwrap();
+    assert_eq!((info.dimensions, info.vector_count), (8, 0));
+    assert!(search(&file, &[0.0; 8], 5, VEXFS_SEARCH_COSINE)
+        .unwrap()
+        .is_empty());
+    insert(&file, 8, &rows(3, 10, 8), None, VEXFS_INSERT_APPEND).unwrap();
+    assert_eq!(get_meta(&file).unwrap().vector_count, 10);
+    // truncate(0) drops the vectors and keeps the layout.
+    file.set_len(0).unwrap();
+    let info = get_meta(&file).unwrap();
+    assert_eq!((info.dimensions, info.vector_count), (8, 0));
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn refusals_name_the_errno_and_change_nothing() {
+    if !fuse_available("refusals_name_the_errno_and_change_nothing") {
+        return;
+    }
+    let image = Image::new("vec-errors", "128M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("v");
+    let file = open_rw(&path);
+    set_meta(&file, 4, 0).unwrap();
+    let data = rows(4, 20, 4);
+    insert(&file, 4, &data, None, 0).unwrap();
+    let stored = |file: &File| {
+        (
+            get_meta(file).unwrap().vector_count,
+            fetch(file, 4, &[0, 19]).unwrap(),
+        )
+    };
+    let before = stored(&file);
+
+    // Unknown request number (in our magic and not), and a directory.
+    let mut junk = [0u8; 16];
+    let unknown = vexfs_uapi::abi::ioc(IOC_WRITE, b'V', 9, 16);
+    assert_eq!(ioctl(&file, unknown, &mut junk), Err(libc::ENOTTY));
+    let dir = File::open(&m.dir).unwrap();
+    let mut info = [0u8; 40];
+    assert_eq!(
+        ioctl(&dir, VEXFS_IOC_GET_VECTOR_META, &mut info),
+        Err(libc::ENOTTY)
+    );
+    // A plain file.
+    let plain = open_rw(&m.path("plain"));
+    assert_eq!(get_meta(&plain), Err(libc::EINVAL));
+    assert_eq!(search(&plain, &[0.0; 4], 1, 0), Err(libc::EINVAL));
+    assert_eq!(insert(&plain, 4, &[0.0; 4], None, 0), Err(libc::EINVAL));
+    // A plain file with bytes does not become a vector file.
+    (&plain).write_all(b"not vectors").unwrap();
+    assert_eq!(set_meta(&plain, 4, 0), Err(libc::EBUSY));
+    // Access: changes need a descriptor open for writing, reads one open for reading.
+    let read_only = File::open(&path).unwrap();
+    assert_eq!(insert(&read_only, 4, &[0.0; 4], None, 0), Err(libc::EBADF));
+    assert_eq!(set_meta(&read_only, 4, 0), Err(libc::EBADF));
+    assert_eq!(delete(&read_only, &[0]), Err(libc::EBADF));
+    assert!(search(&read_only, &[0.0; 4], 1, 0).is_ok());
+    let write_only = OpenOptions::new().write(true).open(&path).unwrap();
+    assert_eq!(search(&write_only, &[0.0; 4], 1, 0), Err(libc::EBADF));
+    assert_eq!(get_meta(&write_only), Err(libc::EBADF));
+    // Bad pointers.
+    let bad = VexfsBatchInsertRequest {
+        vectors_addr: 0x10,
+        vector_count: 1,
+        dimensions: 4,
+        ..Default::default()
+    };
+    assert_eq!(
+        ioctl(&file, VEXFS_IOC_BATCH_INSERT, &mut bad.to_bytes()),
+        Err(libc::EFAULT)
+    );
+    let query = [0.0f32; 4];
+    let bad_results = VexfsVectorSearchRequest {
+        query_vector_addr: query.as_ptr() as u64,
+        dimensions: 4,
+        k: 3,
+        results_addr: 0x20,
+        result_ids_addr: 0x40,
+        ..Default::default()
+    };
+    assert_eq!(
+        ioctl(&file, VEXFS_IOC_VECTOR_SEARCH, &mut bad_results.to_bytes()),
+        Err(libc::EFAULT)
+    );
+    // Fields out of range.
+    assert_eq!(insert(&file, 5, &[0.0; 5], None, 0), Err(libc::EINVAL));
+    assert_eq!(search(&file, &[0.0; 5], 1, 0), Err(libc::EINVAL));
+    assert_eq!(search(&file, &[0.0; 4], 0, 0), Err(libc::EINVAL));
+    assert_eq!(
+        search(&file, &[0.0; 4], limits::SEARCH_K_MAX + 1, 0),
+        Err(libc::E2BIG)
+    );
+    assert_eq!(search(&file, &[0.0; 4], 1, 7), Err(libc::EINVAL));
+    assert_eq!(insert(&file, 4, &[0.0; 4], None, 0x40), Err(libc::EINVAL));
+    assert_eq!(
+        insert(
+            &file,
+            4,
+            &[0.0; 4],
+            Some(&[3]),
+            VEXFS_INSERT_OVERWRITE | VEXFS_INSERT_NO_REPLACE
+        ),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        insert(
+            &file,
+            4,
+            &[1.0, f32::NAN, 0.0, 0.0],
+            None,
+            VEXFS_INSERT_VALIDATE
+        ),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        insert(
+            &file,
+            4,
+            &[f32::INFINITY, 0.0, 0.0, 0.0],
+            None,
+            VEXFS_INSERT_VALIDATE
+        ),
+        Err(libc::EINVAL)
+    );
+    // Over the per-request byte limit: E2BIG before anything is read (the pointer is never touched).
+    let huge = VexfsBatchInsertRequest {
+        vectors_addr: 0x1000,
+        vector_count: 1_000_000,
+        dimensions: 4096,
+        ..Default::default()
+    };
+    assert_eq!(
+        ioctl(&file, VEXFS_IOC_BATCH_INSERT, &mut huge.to_bytes()),
+        Err(libc::E2BIG)
+    );
+    let mut unsupported = VexfsVectorFileInfo {
+        dimensions: 4,
+        element_type: VEXFS_VECTOR_FLOAT16,
+        ..Default::default()
+    };
+    assert_eq!(set_info(&file, unsupported), Err(libc::EINVAL));
+    unsupported.element_type = VEXFS_VECTOR_FLOAT32;
+    unsupported.compression_type = VEXFS_COMPRESS_LZ4;
+    assert_eq!(set_info(&file, unsupported), Err(libc::EINVAL));
+    unsupported.compression_type = 0;
+    unsupported.alignment_bytes = 48;
+    assert_eq!(set_info(&file, unsupported), Err(libc::EINVAL));
+    assert_eq!(set_meta(&file, 0, 0), Err(libc::EINVAL));
+    // The bytes of a vector file change only through the ioctls.
+    assert_eq!(
+        (&file).write_all(b"x").unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        file.set_len(100).unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+
+    assert_eq!(
+        stored(&file),
+        before,
+        "a refused request changed stored data"
+    );
+    drop((file, plain, read_only, write_only, dir));
+    m.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn concurrent_inserters_and_searchers() {
+    if !fuse_available("concurrent_inserters_and_searchers") {
+        return;
+    }
+    let image = Image::new("vec-threads", "256M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let d = 16usize;
+    let shared = m.path("shared");
+    set_meta(&open_rw(&shared), d as u32, 0).unwrap();
+    let mut workers = Vec::new();
+    for t in 0..4u64 {
+        let shared = shared.clone();
+        let own = m.path(&format!("own-{t}"));
+        workers.push(std::thread::spawn(move || {
+            let file = open_rw(&shared);
+            let mine = open_rw(&own);
+            set_meta(&mine, d as u32, 0).unwrap();
+            for batch in 0..20u64 {
+                let data = rows(t * 100 + batch, 50, d);
+                let ids: Vec<u64> = (0..50).map(|i| t * 1_000_000 + batch * 50 + i).collect();
+                insert(&file, d as u32, &data, Some(&ids), 0).unwrap();
+                insert(&mine, d as u32, &data, Some(&ids), 0).unwrap();
+                // A searcher sees a consistent file: the row just inserted is its own best match.
+                let hit = search(&file, &data[..d], 1, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+                assert_eq!(hit[0].0, ids[0]);
+                let hit = search(&mine, &data[49 * d..], 1, VEXFS_SEARCH_COSINE).unwrap();
+                assert_eq!(hit[0].0, ids[49]);
+            }
+            mine.sync_all().unwrap();
+        }));
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    let file = open_rw(&shared);
+    assert_eq!(get_meta(&file).unwrap().vector_count, 4 * 20 * 50);
+    file.sync_all().unwrap();
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+    let m = Mounted::new(&image, &[]).unwrap();
+    assert_eq!(
+        get_meta(&open_rw(&m.path("shared"))).unwrap().vector_count,
+        4000
+    );
+    for t in 0..4 {
+        assert_eq!(
+            get_meta(&open_rw(&m.path(&format!("own-{t}"))))
+                .unwrap()
+                .vector_count,
+            1000
+        );
+    }
+    m.unmount();
+    image.assert_clean();
+}
+
+#[test]
+fn o_sync_descriptor_makes_inserts_durable_at_once() {
+    if !fuse_available("o_sync_descriptor_makes_inserts_durable_at_once") {
+        return;
+    }
+    let image = Image::new("vec-osync", "128M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("sync.vec");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DSYNC)
+        .open(&path)
+        .unwrap();
+    set_meta(&file, 8, 0).unwrap();
+    insert(&file, 8, &rows(9, 64, 8), None, 0).unwrap();
+    // Kill the daemon without an unmount: what O_DSYNC promised is on the device.
+    let pid = m.pid();
+    // SAFETY: the pid is this test's own daemon.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_gone(pid);
+    drop(file);
+    drop(m);
+    let m = Mounted::new(&image, &[]).unwrap();
+    let file = open_rw(&m.path("sync.vec"));
+    assert_eq!(get_meta(&file).unwrap().vector_count, 64);
+    assert_eq!(
+        fetch(&file, 8, &[63]).unwrap(),
+        rows(9, 64, 8)[63 * 8..].to_vec()
+    );
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}
