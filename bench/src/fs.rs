@@ -13,9 +13,8 @@ use serde::Serialize;
 
 use crate::latency::Percentiles;
 pub use mount::{find_tool, Ext4Mount, Ext4Tools, Mounted, VexfsMount};
-use workload::{
-    append_fsync, catch_interrupts, drop_caches, fill, metadata, random_reads, random_writes,
-};
+use workload::{append_fsync, drop_caches, fill, metadata, random_reads, random_writes};
+pub(crate) use workload::{catch_interrupts, check_interrupted};
 
 /// Bytes of every read, overwrite and append.
 pub const IO_BYTES: u64 = 4096;
@@ -175,7 +174,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<FsRun> {
     config.validate()?;
     let ext4_tools = check_prerequisites(config)?;
     catch_interrupts();
-    let scratch = Scratch::create(&config.dir, config.keep)?;
+    let scratch = Scratch::create(&config.dir, "fs", config.keep)?;
 
     progress(&format!(
         "fs: VexFS: mkfs and mount a {} MiB image in {}",
@@ -298,14 +297,15 @@ fn measure(
 
 /// The directory the images and mountpoints live in; removed at the end
 /// once empty (the mount guards remove their own contents first).
-struct Scratch {
-    path: PathBuf,
+pub(crate) struct Scratch {
+    pub(crate) path: PathBuf,
     keep: bool,
 }
 
 impl Scratch {
-    fn create(dir: &Path, keep: bool) -> Result<Self> {
-        let path = dir.join(format!("vexfs-bench-fs.{}", std::process::id()));
+    /// `DIR/vexfs-bench-LABEL.PID`.
+    pub(crate) fn create(dir: &Path, label: &str, keep: bool) -> Result<Self> {
+        let path = dir.join(format!("vexfs-bench-{label}.{}", std::process::id()));
         std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self { path, keep })
     }

@@ -2,8 +2,10 @@
 //! number is a latency distribution (hdrhistogram) measured next to the tool
 //! one would otherwise use, in the same run. It measures; it must not tune or hide anything.
 
+pub mod datasets;
 pub mod engine;
 pub mod fio;
 pub mod fs;
 pub mod latency;
 pub mod tokio_uring_peer;
+pub mod vectors;

@@ -1,95 +1,16 @@
 //! `vexfs-bench fs` as a user runs it: formats and mounts VexFS and ext4
 //! under a directory, prints one JSON object, and leaves nothing behind.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{bench, build_vexfs, mounted_under, Scratch};
 use vexfs_bench::fs::find_tool;
 
 /// The whole run at --seconds 1 takes about 10 s here; the brief allows 60.
 const RUN_SECONDS_MAX: u64 = 60;
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vexfs-bench"))
-        .args(args)
-        .output()
-        .expect("run vexfs-bench")
-}
-
-/// vexfs-bench looks for `vexfs` beside itself, and cargo builds another
-/// package's binary for this test only when asked: build it with the same
-/// profile and target directory (a no-op when it is up to date).
-fn build_vexfs() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_vexfs-bench"));
-    let vexfs = bench.with_file_name("vexfs");
-    let profile_dir = bench
-        .parent()
-        .expect("the binary sits in a profile directory");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(name) => name,
-        None => "dev",
-    };
-    let target_dir = profile_dir.parent().expect("a target directory");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let built = Command::new(cargo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "-p",
-            "vexfs-fs",
-            "--bin",
-            "vexfs",
-            "--profile",
-            profile,
-        ])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .status();
-    match built {
-        Ok(status) if status.success() => {}
-        other if vexfs.is_file() => {
-            eprintln!(
-                "building vexfs failed ({other:?}); using the {} already there",
-                vexfs.display()
-            )
-        }
-        other => panic!(
-            "building vexfs failed ({other:?}) and there is none at {}",
-            vexfs.display()
-        ),
-    }
-    vexfs
-}
-
-/// A directory of its own for the run, checked empty and removed at the end.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-fn mounted_under(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|line| line.contains(&dir))
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn measures_vexfs_beside_ext4_and_leaves_nothing_behind() {

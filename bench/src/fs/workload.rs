@@ -43,7 +43,7 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
 
 /// SIGINT and SIGTERM end the running workload with an error, so that the
 /// guards unmount and clean up as on any other error.
-pub(super) fn catch_interrupts() {
+pub(crate) fn catch_interrupts() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: the handler touches only an atomic and _exit, both
         // async-signal-safe.
@@ -51,7 +51,7 @@ pub(super) fn catch_interrupts() {
     }
 }
 
-fn check_interrupted() -> Result<()> {
+pub(crate) fn check_interrupted() -> Result<()> {
     if INTERRUPTED.load(Ordering::Relaxed) {
         bail!("interrupted");
     }

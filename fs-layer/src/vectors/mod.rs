@@ -397,7 +397,15 @@ impl Fs {
             let first = outcome.first_new_slot;
             let generation = file.generation;
             let VectorFile { index, set, .. } = &mut *file;
-            if let Some(index) = index.as_mut().filter(|i| i.covered == first) {
+            let appended = set.len() - first;
+            if index
+                .as_ref()
+                .is_some_and(|i| i.covered != first || !i.takes_more(appended))
+            {
+                // Rebuilt at the next search.
+                *index = None;
+            }
+            if let Some(index) = index.as_mut() {
                 match index.add(&set.rows()[first * d..]) {
                     Ok(()) => file.index_generation = generation,
                     Err(e) => {

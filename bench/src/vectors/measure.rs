@@ -1,0 +1,198 @@
+//! The timing loop both systems run: bulk insert in batches, one untimed
+//! first search, every query once (latency per query, recall against the
+//! exact neighbours), then the efSearch sweep.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::VectorSystem;
+use crate::datasets::{self, Neighbours, Vectors};
+use crate::fs::check_interrupted;
+use crate::latency::{new_histogram, Percentiles};
+
+/// Bulk insert: VexFS in batches of `--batch`, then fsync; faiss in one
+/// add (or batches of `--batch` with `--faiss-batched`).
+#[derive(Clone, Debug, Serialize)]
+pub struct InsertStats {
+    pub vectors: u64,
+    /// Vectors per call.
+    pub batch: usize,
+    /// From the first batch to the end of the fsync (or of faiss's add).
+    pub seconds: f64,
+    pub vectors_per_s: f64,
+    /// Per batch (train, for faiss indexes that need it, not included).
+    pub batch_lat_us: Percentiles,
+    /// faiss: training; VexFS: none (it trains when it builds, on first search).
+    pub prepare_ms: f64,
+    /// VexFS: the fsync after the last batch; faiss: nothing to do.
+    pub finish_ms: f64,
+}
+
+/// One pass over every query.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchStats {
+    pub search_params: String,
+    pub queries: u64,
+    pub seconds: f64,
+    pub qps: f64,
+    pub lat_us: Percentiles,
+    pub k: usize,
+    pub recall_at_k: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SweepPoint {
+    pub ef_search: u32,
+    pub search: SearchStats,
+}
+
+/// One row of the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SystemResult {
+    pub name: &'static str,
+    pub target: String,
+    pub insert: InsertStats,
+    /// The first search, untimed in `search`: VexFS builds (or loads) its index here.
+    pub first_search_ms: f64,
+    /// Insert plus first search: from nothing to an answered query.
+    pub ready_seconds: f64,
+    pub search: SearchStats,
+    pub ef_sweep: Vec<SweepPoint>,
+}
+
+/// The same workload for every system.
+pub(super) struct Workload<'a> {
+    pub base: &'a Vectors,
+    pub queries: &'a Vectors,
+    pub truth: &'a Neighbours,
+    pub k: usize,
+    pub ef_sweep: &'a [u32],
+    pub search_params: &'a str,
+}
+
+fn elapsed_ns(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Insert everything, one untimed first search, every query once, then
+/// the efSearch sweep.
+pub(super) fn measure(
+    system: &mut dyn VectorSystem,
+    target: String,
+    workload: &Workload,
+    batch: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SystemResult> {
+    let name = system.name();
+    let base = workload.base;
+    let count = base.count();
+    progress(&format!(
+        "vectors: {name}: insert {count} vectors in batches of {batch}"
+    ));
+    let ids: Vec<u64> = (0..count as u64).collect();
+    let mut batch_ns = new_histogram();
+    let started = Instant::now();
+    system.prepare(base.as_slice())?;
+    let prepare_ms = started.elapsed().as_secs_f64() * 1e3;
+    for first in (0..count).step_by(batch) {
+        check_interrupted()?;
+        let len = batch.min(count - first);
+        let batch_started = Instant::now();
+        system.insert(base.rows(first, len), &ids[first..first + len])?;
+        batch_ns.saturating_record(elapsed_ns(batch_started).max(1));
+    }
+    let finish_started = Instant::now();
+    system.finish_insert()?;
+    let finish_ms = finish_started.elapsed().as_secs_f64() * 1e3;
+    let insert_seconds = started.elapsed().as_secs_f64();
+    let insert = InsertStats {
+        vectors: count as u64,
+        batch,
+        seconds: insert_seconds,
+        vectors_per_s: count as f64 / insert_seconds,
+        batch_lat_us: Percentiles::from_histogram(&batch_ns),
+        prepare_ms,
+        finish_ms,
+    };
+
+    progress(&format!(
+        "vectors: {name}: first search (builds or loads the index)"
+    ));
+    let mut scratch = vec![u64::MAX; workload.k];
+    let first_started = Instant::now();
+    system.search(workload.queries.row(0), &mut scratch)?;
+    let first_search_ms = first_started.elapsed().as_secs_f64() * 1e3;
+
+    progress(&format!(
+        "vectors: {name}: {} queries, k = {}",
+        workload.queries.count(),
+        workload.k
+    ));
+    let search = search_all(system, workload, workload.search_params)?;
+    let mut ef_sweep = Vec::new();
+    for &ef_search in workload.ef_sweep {
+        let params = format!("efSearch={ef_search}");
+        progress(&format!("vectors: {name}: {params}"));
+        system.set_search_params(&params)?;
+        // Untimed: a system that rereads its parameters does so here.
+        system.search(workload.queries.row(0), &mut scratch)?;
+        ef_sweep.push(SweepPoint {
+            ef_search,
+            search: search_all(system, workload, &params)?,
+        });
+    }
+    Ok(SystemResult {
+        name,
+        target,
+        insert,
+        first_search_ms,
+        ready_seconds: insert_seconds + first_search_ms / 1e3,
+        search,
+        ef_sweep,
+    })
+}
+
+/// Every query once, one at a time; checks each answer's shape.
+fn search_all(
+    system: &mut dyn VectorSystem,
+    workload: &Workload,
+    search_params: &str,
+) -> Result<SearchStats> {
+    let (k, queries) = (workload.k, workload.queries);
+    let expected = workload.truth.k;
+    let stored = workload.base.count() as u64;
+    let mut found = vec![u64::MAX; queries.count() * k];
+    let mut latency_ns = new_histogram();
+    let started = Instant::now();
+    for (q, row) in found.chunks_exact_mut(k).enumerate() {
+        check_interrupted()?;
+        let query_started = Instant::now();
+        let written = system.search(queries.row(q), row)?;
+        latency_ns.saturating_record(elapsed_ns(query_started).max(1));
+        if written != expected {
+            bail!(
+                "{}: query {q} returned {written} neighbours, expected {expected}",
+                system.name()
+            );
+        }
+        if let Some(bad) = row[..written].iter().find(|&&id| id >= stored) {
+            bail!(
+                "{}: query {q} returned id {bad}, which was never stored",
+                system.name()
+            );
+        }
+        row[written..].fill(u64::MAX);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(SearchStats {
+        search_params: search_params.to_string(),
+        queries: queries.count() as u64,
+        seconds,
+        qps: queries.count() as f64 / seconds,
+        lat_us: Percentiles::from_histogram(&latency_ns),
+        k,
+        recall_at_k: datasets::recall_at_k(workload.truth, &found, k),
+    })
+}
