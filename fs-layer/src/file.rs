@@ -161,6 +161,11 @@ impl Fs {
     pub fn read(&self, ino: u64, offset: u64, size: usize) -> Result<Vec<u8>> {
         let file = self.file_state(ino);
         let _io = file.io.read().unwrap_or_else(|p| p.into_inner());
+        self.read_locked(ino, offset, size)
+    }
+
+    /// [`read`](Self::read) for a caller that holds the file's `io` lock.
+    pub(crate) fn read_locked(&self, ino: u64, offset: u64, size: usize) -> Result<Vec<u8>> {
         let (len, extents) = {
             let mut st = self.lock();
             let record = Fs::regular_file(&mut st, ino)?;
@@ -230,6 +235,45 @@ impl Fs {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         Self::refuse_vector_file(&mut self.lock(), ino)?;
         self.write_locked(ino, offset, data)
+    }
+
+    /// Writes `data` at `offset` without changing any block the file maps
+    /// now: the blocks of the range are read, unmapped (their blocks are
+    /// not reused before the running transaction commits) and written
+    /// afresh. Until that commit the file's committed metadata still points
+    /// at the old bytes, so the rewrite is atomic with the metadata that
+    /// describes it. Same locks as [`write_locked`](Self::write_locked).
+    pub(crate) fn write_fresh_locked(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let end = offset + data.len() as u64;
+        let first = offset / BLOCK_BYTES_U64;
+        let last = (end - 1) / BLOCK_BYTES_U64;
+        let size = {
+            let mut st = self.lock();
+            if overlapping(&mut st, ino, first, last)?.is_empty() {
+                drop(st);
+                return self.write_locked(ino, offset, data);
+            }
+            Fs::inode(&mut st, ino)?.size
+        };
+        let start = first * BLOCK_BYTES_U64;
+        // Keep the bytes the blocks hold up to the file's size; never extend past `end` by this.
+        let stop = end.max(size.min((last + 1) * BLOCK_BYTES_U64));
+        let mut buf = self.read_locked(ino, start, (stop - start) as usize)?;
+        buf.resize((stop - start) as usize, 0);
+        buf[(offset - start) as usize..(end - start) as usize].copy_from_slice(data);
+        {
+            let mut st = self.lock();
+            let mut record = Fs::inode(&mut st, ino)?;
+            for piece in cut(&mut st, ino, first, last)? {
+                st.free(piece.physical, piece.len)?;
+                record.blocks -= piece.len;
+            }
+            Fs::put_inode(&mut st, ino, &record)?;
+        }
+        self.write_locked(ino, start, &buf)
     }
 
     /// A vector file's bytes change only through the vector requests.

@@ -1,5 +1,8 @@
 //! fsck: a read-only check of every structure in FORMAT.md. A committed
 //! journal transaction is applied in memory first, as mount would apply it.
+//! Vector files have their own checks, in [`vectors`].
+
+mod vectors;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -121,6 +124,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
     let mut extent_blocks: HashMap<u64, u64> = HashMap::new();
     let mut last_extent: HashMap<u64, u64> = HashMap::new();
     let mut extents: Vec<(u64, Extent)> = Vec::new();
+    let mut vector_items: Vec<vectors::VectorItem<'_>> = Vec::new();
 
     for (key, val) in &items {
         match Kind::from_u8(key.kind) {
@@ -194,7 +198,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
             Some(Kind::Orphan) => {
                 orphans.insert(key.offset);
             }
-            Some(Kind::VectorMeta) => {}
+            Some(Kind::VectorMeta) => vector_items.push((key.ino, key.offset, val)),
             None => c.problem(format!("item {key:?}: unknown kind {}", key.kind)),
         }
     }
@@ -296,6 +300,13 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
             }
         }
     }
+    vectors::check(
+        &mut c,
+        st.device().as_ref(),
+        &inodes,
+        &vector_items,
+        &extents,
+    );
     for orphan in &orphans {
         if !inodes.contains_key(orphan) {
             c.problem(format!("orphan list names missing inode {orphan}"));

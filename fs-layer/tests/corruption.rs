@@ -1,6 +1,7 @@
 //! Damaged metadata: mount refuses with a message naming the damage, fsck
 //! reports it, nothing panics; a damaged primary superblock is repaired
-//! from the backup.
+//! from the backup. Damaged vector files: fsck names the file and the
+//! damage, and mount still serves what it can.
 
 mod common;
 
@@ -10,8 +11,12 @@ use std::sync::Arc;
 use common::{fuse_available, Image, Mounted, VEXFS};
 use vexfs_engine::{open_backing, BlockDevice, UringOptions};
 use vexfs_fs::btree::{self, Node};
-use vexfs_fs::format::{dirent_hash, Key, Kind, BLOCK_BYTES, BLOCK_BYTES_U64, ROOT_INO};
+use vexfs_fs::format::{
+    dirent_hash, Extent, InodeRecord, Key, Kind, BLOCK_BYTES, BLOCK_BYTES_U64, INODE_FLAG_VECTOR,
+    ROOT_INO,
+};
 use vexfs_fs::store::Store;
+use vexfs_fs::vectors::layout::{self, VectorMeta};
 use vexfs_fs::{Fs, MountOptions};
 
 fn device(image: &Image) -> Arc<dyn BlockDevice> {
@@ -182,4 +187,239 @@ fn a_flipped_bit_in_a_tree_node_fails_its_checksum() {
             "checksum",
         ],
     );
+}
+
+// ---- vector files (FORMAT.md §13), through the library: no FUSE needed ----
+
+const VECTOR_DIMENSIONS: u32 = 8;
+const VECTOR_COUNT: usize = 300;
+
+/// Row `i` of the test vectors: distinct, and no two alike.
+fn vector_row(i: usize) -> Vec<f32> {
+    (0..VECTOR_DIMENSIONS as usize)
+        .map(|j| (i * 31 + j * 7) as f32 * 0.01 + (j as f32))
+        .collect()
+}
+
+fn vector_id(i: usize) -> u64 {
+    1000 + 3 * i as u64
+}
+
+/// An image holding vector file "v" (with a stored HNSW16 index) and a
+/// plain file; returns the vector file's inode.
+fn vector_image(name: &str) -> (Image, u64) {
+    let image = Image::new(name, "64M");
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    let (ino, _) = fs
+        .mknod(ROOT_INO, b"v", libc::S_IFREG | 0o644, 0, 0, 0)
+        .unwrap();
+    let info = vexfs_uapi::VexfsVectorFileInfo {
+        dimensions: VECTOR_DIMENSIONS,
+        element_type: vexfs_uapi::VEXFS_VECTOR_FLOAT32,
+        ..Default::default()
+    };
+    fs.set_vector_meta(ino, &info).unwrap();
+    fs.setxattr(ino, b"user.vexfs.index", b"HNSW16", 0).unwrap();
+    let rows: Vec<f32> = (0..VECTOR_COUNT).flat_map(vector_row).collect();
+    let ids: Vec<u64> = (0..VECTOR_COUNT).map(vector_id).collect();
+    fs.insert_vectors(ino, VECTOR_DIMENSIONS, &rows, Some(&ids), 0)
+        .unwrap();
+    let hits = fs
+        .search_vectors(ino, &vector_row(7), 5, vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN)
+        .unwrap();
+    assert_eq!(hits[0].0, vector_id(7));
+    let (plain, _) = fs
+        .mknod(ROOT_INO, b"plain", libc::S_IFREG | 0o644, 0, 0, 0)
+        .unwrap();
+    fs.write(plain, 0, b"not vectors").unwrap();
+    fs.sync().unwrap();
+    fs.unmount().unwrap();
+    (image, ino)
+}
+
+fn stored_meta(image: &Image, ino: u64) -> VectorMeta {
+    let (mut st, _) = Store::open(device(image), true).unwrap();
+    let raw = btree::get(&mut st, &Key::new(ino, Kind::VectorMeta, 0))
+        .unwrap()
+        .expect("a VectorMeta item");
+    VectorMeta::decode(&raw, ino).unwrap()
+}
+
+/// Applies `edit` to the bytes at file offset `offset` of `ino`, on the raw
+/// image: the file's block, found through its extents, is rewritten.
+fn edit_file_bytes(image: &Image, ino: u64, offset: u64, edit: impl FnOnce(&mut [u8])) {
+    let extents = vector_extents(image, ino);
+    let dev = device(image);
+    let logical = offset / BLOCK_BYTES_U64;
+    let extent = extents
+        .iter()
+        .find(|e| e.logical <= logical && logical <= e.last_logical())
+        .expect("the block is mapped");
+    let physical = extent.physical + (logical - extent.logical);
+    let mut block = read_block(dev.as_ref(), physical);
+    edit(&mut block[(offset % BLOCK_BYTES_U64) as usize..]);
+    write_block(dev.as_ref(), physical, &block);
+}
+
+fn vector_extents(image: &Image, ino: u64) -> Vec<Extent> {
+    let options = MountOptions {
+        read_only: true,
+        ..MountOptions::default()
+    };
+    let fs = Fs::open(device(image), &options).unwrap();
+    fs.extents(ino).unwrap()
+}
+
+/// fsck exits 4 and its report names the inode and each of `words`.
+fn assert_fsck_finds(image: &Image, ino: u64, words: &[&str]) {
+    let (code, text) = fsck_output(image);
+    assert_eq!(code, 4, "fsck should report problems:\n{text}");
+    assert!(
+        text.contains(&format!("inode {ino}")),
+        "fsck's report does not name inode {ino}:\n{text}"
+    );
+    for w in words {
+        assert!(
+            text.contains(w),
+            "fsck's report does not say {w:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn fsck_checks_vector_files() {
+    let (image, ino) = vector_image("vec-clean");
+    let (code, text) = fsck_output(&image);
+    assert_eq!(code, 0, "a clean vector file: {text}");
+    let meta = stored_meta(&image, ino);
+    assert_eq!(meta.vector_count, VECTOR_COUNT as u64);
+    assert!(meta.index_bytes > 0, "the HNSW16 index is stored");
+    // Mounted, the file serves its vectors as stored.
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    assert_eq!(
+        fs.get_vectors(ino, VECTOR_DIMENSIONS, &[vector_id(9)])
+            .unwrap(),
+        vector_row(9)
+    );
+    fs.unmount().unwrap();
+}
+
+#[test]
+fn fsck_names_a_damaged_vector_meta_item() {
+    let (image, ino) = vector_image("vec-meta");
+    edit_item(&image, Key::new(ino, Kind::VectorMeta, 0), |v| {
+        v[64] ^= 0x10
+    });
+    assert_fsck_finds(
+        &image,
+        ino,
+        &["corrupt vector metadata", "do not match capacity"],
+    );
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    let err = fs.get_vector_meta(ino).unwrap_err();
+    assert_eq!(err.errno(), vexfs_fs::error::EUCLEAN, "{err}");
+
+    // A capacity whose regions overflow a u64 is reported, not computed.
+    let (image, ino) = vector_image("vec-capacity");
+    edit_item(&image, Key::new(ino, Kind::VectorMeta, 0), |v| {
+        v[32..40].copy_from_slice(&(1u64 << 60).to_le_bytes())
+    });
+    assert_fsck_finds(&image, ino, &["corrupt vector metadata", "overflows"]);
+    Fs::open(device(&image), &MountOptions::default()).unwrap();
+
+    // The item on a file that is not flagged as a vector file.
+    let (image, ino) = vector_image("vec-flag");
+    edit_item(&image, Key::new(ino, Kind::Inode, 0), |v| {
+        let mut record = InodeRecord::decode(v, ino).unwrap();
+        record.flags &= !INODE_FLAG_VECTOR;
+        *v = record.encode();
+    });
+    assert_fsck_finds(&image, ino, &["has a VectorMeta item but is not flagged"]);
+    Fs::open(device(&image), &MountOptions::default()).unwrap();
+}
+
+#[test]
+fn fsck_names_a_duplicated_vector_id() {
+    let (image, ino) = vector_image("vec-dup");
+    let meta = stored_meta(&image, ino);
+    // Slot 5 takes slot 3's id.
+    edit_file_bytes(&image, ino, meta.ids_offset + 5 * 8, |b| {
+        b[..8].copy_from_slice(&vector_id(3).to_le_bytes())
+    });
+    assert_fsck_finds(
+        &image,
+        ino,
+        &[&format!(
+            "vector id {} is stored in slots 3 and 5",
+            vector_id(3)
+        )],
+    );
+    // Mount keeps the first of the two (slot 3) and serves it.
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    assert_eq!(
+        fs.get_vectors(ino, VECTOR_DIMENSIONS, &[vector_id(3)])
+            .unwrap(),
+        vector_row(3)
+    );
+    assert_eq!(
+        fs.get_vector_meta(ino).unwrap().vector_count as usize,
+        VECTOR_COUNT - 1
+    );
+}
+
+#[test]
+fn fsck_names_a_damaged_stored_index_and_header() {
+    let (image, ino) = vector_image("vec-index");
+    let meta = stored_meta(&image, ino);
+    edit_file_bytes(&image, ino, meta.index_offset + meta.index_bytes / 2, |b| {
+        b[0] ^= 0x40
+    });
+    assert_fsck_finds(&image, ino, &["stored index", "crc32c"]);
+    // The index is only an accelerator: a search rebuilds it and is right.
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    let hits = fs
+        .search_vectors(ino, &vector_row(11), 3, vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN)
+        .unwrap();
+    assert_eq!(hits[0], (vector_id(11), 0.0));
+    drop(fs);
+
+    let (image, ino) = vector_image("vec-header");
+    edit_file_bytes(&image, ino, 0, |b| b[0] ^= 0xff);
+    assert_fsck_finds(&image, ino, &["header block", "magic"]);
+    Fs::open(device(&image), &MountOptions::default()).unwrap();
+}
+
+#[test]
+fn fsck_names_a_hole_in_the_live_vectors() {
+    let (image, ino) = vector_image("vec-hole");
+    // The extent holding the first rows loses its blocks up to the first
+    // row's block, which becomes a hole.
+    let hole = layout::DATA_OFFSET / BLOCK_BYTES_U64;
+    let extent = vector_extents(&image, ino)
+        .into_iter()
+        .find(|e| e.logical <= hole && hole < e.last_logical())
+        .expect("the first rows are mapped");
+    edit_item(
+        &image,
+        Key::new(ino, Kind::Extent, extent.last_logical()),
+        |v| {
+            let shortened = Extent {
+                logical: hole + 1,
+                physical: extent.physical + (hole + 1 - extent.logical),
+                ..extent
+            };
+            *v = shortened.encode();
+        },
+    );
+    let rows_end =
+        layout::DATA_OFFSET + (VECTOR_COUNT as u64) * layout::row_bytes(VECTOR_DIMENSIONS);
+    assert_fsck_finds(
+        &image,
+        ino,
+        &[&format!(
+            "vector rows (bytes {}..{rows_end}): file block {hole} is a hole",
+            layout::DATA_OFFSET
+        )],
+    );
+    Fs::open(device(&image), &MountOptions::default()).unwrap();
 }

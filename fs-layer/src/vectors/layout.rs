@@ -206,6 +206,18 @@ impl VectorMeta {
                 self.vector_count, self.capacity
             ));
         }
+        // Regions are computed in u64: refuse a capacity whose file would
+        // not fit a VexFS file before computing them.
+        let file_bytes = DATA_OFFSET as u128
+            + self.capacity as u128 * (row_bytes(self.dimensions) as u128 + 8)
+            + 2 * BLOCK_BYTES as u128
+            + self.index_bytes as u128;
+        if file_bytes > crate::format::FILE_BYTES_MAX as u128 {
+            return Err(format!(
+                "capacity {} and index of {} bytes need {file_bytes} bytes, over the largest file",
+                self.capacity, self.index_bytes
+            ));
+        }
         if self.data_offset != DATA_OFFSET {
             return Err(format!(
                 "data_offset {} is not {DATA_OFFSET}",

@@ -713,7 +713,7 @@ impl Fs {
                 for value in &file.set.rows()[at * d..stop * d] {
                     rows_bytes.extend_from_slice(&value.to_le_bytes());
                 }
-                self.write_locked(
+                self.write_fresh_locked(
                     ino,
                     layout::DATA_OFFSET + at as u64 * row_bytes,
                     &rows_bytes,
@@ -759,7 +759,7 @@ impl Fs {
         if let Some(index) = store_index {
             match index.to_bytes() {
                 Ok(bytes) => {
-                    self.write_locked(ino, index_offset, &bytes)?;
+                    self.write_fresh_locked(ino, index_offset, &bytes)?;
                     meta.index_bytes = bytes.len() as u64;
                     meta.index_crc = crc32c::crc32c(&bytes);
                     meta.index_generation = file.generation;
@@ -780,7 +780,7 @@ impl Fs {
         }
         meta.check()
             .map_err(|e| Error::corrupt("vector metadata", ino, format!("about to write: {e}")))?;
-        self.write_locked(ino, 0, &layout::header_block(&meta))?;
+        self.write_fresh_locked(ino, 0, &layout::header_block(&meta))?;
         let size = meta.file_bytes();
         if self.getattr(ino)?.size != size {
             self.truncate_locked(ino, size)?;
@@ -817,7 +817,7 @@ impl Fs {
                 buf.extend_from_slice(&id.to_le_bytes());
             }
             let slot = first + chunk_index * (WRITE_CHUNK_BYTES / 8);
-            self.write_locked(ino, ids_offset + slot as u64 * 8, buf)?;
+            self.write_fresh_locked(ino, ids_offset + slot as u64 * 8, buf)?;
         }
         Ok(())
     }
