@@ -8,6 +8,8 @@
 //! `VEXFS_CRASH_SEED=<u64>` runs another workload; failures name the seed,
 //! the cut point and the mode, which replay them exactly.
 
+mod power_cut;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,6 @@ use std::time::Instant;
 use vexfs_engine::crash::CutMode;
 use vexfs_engine::{BlockDevice, CrashDevice};
 use vexfs_fs::fsck::fsck;
-use vexfs_fs::mkfs::{mkfs, MkfsOptions};
 use vexfs_fs::{Fs, MountOptions};
 
 const ROOT: u64 = 1;
@@ -540,22 +541,6 @@ fn run_script(dev: Arc<dyn BlockDevice>, script: &Script) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The formatted device every run starts from. mkfs draws the directory
-/// hash seed and the uuid at random; fixing them makes the tree, and so
-/// every cut point, the same from run to run.
-fn template(seed: u64) -> Vec<u8> {
-    let dev = CrashDevice::new(DEVICE_BYTES, 4096).unwrap();
-    let mut sb = mkfs(&dev, &MkfsOptions::default()).unwrap();
-    sb.hash_seed = seed;
-    sb.uuid = seed.to_le_bytes().repeat(2).try_into().unwrap();
-    let encoded = sb.encode();
-    for block in [0, sb.backup_block()] {
-        dev.write_at(block * 4096, &encoded).unwrap();
-    }
-    dev.flush().unwrap();
-    dev.image_after_cut(CutMode::DropUnflushed, 0)
-}
-
 // ---- checking what survived ----
 
 fn check_fsck(dev: &Arc<dyn BlockDevice>, when: &str) -> Result<(), String> {
@@ -838,7 +823,7 @@ fn power_cut_at_every_stage_loses_nothing_synced() {
         .iter()
         .any(|s| matches!(s, Step::Write { data, .. } if data.len() > 1 << 20));
     assert!(big, "the script writes nothing over 1 MiB");
-    let start = template(seed);
+    let start = power_cut::formatted_image(DEVICE_BYTES, seed);
 
     // Once without a cut: counts the operations and checks the model itself.
     let dev = Arc::new(CrashDevice::from_image(start.clone(), 4096).unwrap());

@@ -10,6 +10,8 @@
 //! delete not yet synced may have removed its own vectors, no others).
 //! Failures name the workload, the cut point and the mode, which replay them.
 
+mod power_cut;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,6 @@ use std::time::Instant;
 use vexfs_engine::crash::CutMode;
 use vexfs_engine::{BlockDevice, CrashDevice};
 use vexfs_fs::fsck::fsck;
-use vexfs_fs::mkfs::{mkfs, MkfsOptions};
 use vexfs_fs::{Fs, MountOptions};
 use vexfs_uapi::{VexfsVectorFileInfo, VEXFS_SEARCH_EUCLIDEAN, VEXFS_VECTOR_FLOAT32};
 
@@ -291,20 +292,6 @@ fn run(dev: Arc<dyn BlockDevice>, workload: &Workload) -> Result<(), (Option<usi
     Ok(())
 }
 
-/// The formatted device every run starts from.
-fn template() -> Vec<u8> {
-    let dev = CrashDevice::new(DEVICE_BYTES, 4096).unwrap();
-    let mut sb = mkfs(&dev, &MkfsOptions::default()).unwrap();
-    sb.hash_seed = FORMAT_SEED;
-    sb.uuid = FORMAT_SEED.to_le_bytes().repeat(2).try_into().unwrap();
-    let encoded = sb.encode();
-    for block in [0, sb.backup_block()] {
-        dev.write_at(block * 4096, &encoded).unwrap();
-    }
-    dev.flush().unwrap();
-    dev.image_after_cut(CutMode::DropUnflushed, 0)
-}
-
 // ---- checking what survived ----
 
 fn check_fsck(dev: &Arc<dyn BlockDevice>, when: &str) -> Result<(), String> {
@@ -460,7 +447,7 @@ fn try_cut(start: &[u8], workload: &Workload, cut: u64, total_ops: u64) -> Outco
 /// Cuts the power across the workload after its first sync; returns how
 /// many images were checked and the failures.
 fn simulate(workload: &Workload) -> (u64, Vec<String>) {
-    let start = template();
+    let start = power_cut::formatted_image(DEVICE_BYTES, FORMAT_SEED);
     // Once without a cut: counts the operations and checks the model.
     let dev = Arc::new(CrashDevice::from_image(start.clone(), 4096).unwrap());
     let prefix = Workload {

@@ -154,11 +154,9 @@ impl Ord for Worst<'_> {
 }
 
 /// The `k` best rows for `query` under `search_type`, best first.
-/// `norms` (for cosine) holds each row's L2 norm.
 pub fn search(
     rows: &[f32],
     dimensions: usize,
-    norms: Option<&[f32]>,
     query: &[f32],
     k: usize,
     search_type: u32,
@@ -170,8 +168,7 @@ pub fn search(
         let value = match search_type {
             VEXFS_SEARCH_EUCLIDEAN => l2_squared(query, row),
             VEXFS_SEARCH_COSINE => {
-                let row_norm = norms.map(|n| n[slot]).unwrap_or_else(|| norm(row));
-                let denominator = query_norm * row_norm;
+                let denominator = query_norm * norm(row);
                 if denominator > 0.0 {
                     (1.0 - dot(query, row) / denominator).clamp(0.0, 2.0)
                 } else {
@@ -215,15 +212,15 @@ mod tests {
         // Rows: (1,0), (0,1), (2,0), (-1,0)
         let rows = [1.0, 0.0, 0.0, 1.0, 2.0, 0.0, -1.0, 0.0];
         let query = [1.0, 0.0];
-        let l2 = search(&rows, 2, None, &query, 4, VEXFS_SEARCH_EUCLIDEAN);
+        let l2 = search(&rows, 2, &query, 4, VEXFS_SEARCH_EUCLIDEAN);
         assert_eq!(l2.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2, 1, 3]);
         assert_eq!(l2[0].value, 0.0);
         assert_eq!(l2[3].value, 4.0);
-        let cosine = search(&rows, 2, None, &query, 2, VEXFS_SEARCH_COSINE);
+        let cosine = search(&rows, 2, &query, 2, VEXFS_SEARCH_COSINE);
         // (1,0) and (2,0) point the same way: distance 0 both; slot breaks the tie.
         assert_eq!(cosine.iter().map(|h| h.slot).collect::<Vec<_>>(), [0, 2]);
         assert!(cosine[0].value.abs() < 1e-6);
-        let dot = search(&rows, 2, None, &query, 1, VEXFS_SEARCH_DOT_PRODUCT);
+        let dot = search(&rows, 2, &query, 1, VEXFS_SEARCH_DOT_PRODUCT);
         assert_eq!(
             dot[0],
             Hit {
@@ -236,7 +233,7 @@ mod tests {
     #[test]
     fn nan_sorts_last() {
         let rows = [f32::NAN, 1.0, 3.0];
-        let hits = search(&rows, 1, None, &[1.0], 3, VEXFS_SEARCH_EUCLIDEAN);
+        let hits = search(&rows, 1, &[1.0], 3, VEXFS_SEARCH_EUCLIDEAN);
         assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [1, 2, 0]);
     }
 }

@@ -404,7 +404,7 @@ mod tests {
             let choice = IndexChoice::resolve(Some("Flat"), None, n).unwrap();
             let index = VectorIndex::build(&choice, &data, d, search_type).unwrap();
             let got = index.search(query, 5).unwrap();
-            let want = exact::search(&data, d, None, query, 5, search_type);
+            let want = exact::search(&data, d, query, 5, search_type);
             assert_eq!(
                 got.iter().map(|h| h.slot).collect::<Vec<_>>(),
                 want.iter().map(|h| h.slot).collect::<Vec<_>>(),

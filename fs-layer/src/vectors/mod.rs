@@ -157,6 +157,13 @@ impl VectorFile {
         })
     }
 
+    /// Exact answer by a scan of every row.
+    fn scan(&self, query: &[f32], k: usize, search_type: u32) -> Vec<(u64, f32)> {
+        let dimensions = self.meta.dimensions as usize;
+        let hits = exact::search(self.set.rows(), dimensions, query, k, search_type);
+        resolve_ids(&self.set, &hits)
+    }
+
     /// Building `choice` for `search_type` failed on these very vectors.
     fn index_failed(&self, search_type: u32, choice: &IndexChoice) -> bool {
         self.failed
@@ -495,15 +502,7 @@ impl Fs {
             if other_metric || guard.set.len() < k || guard.index_failed(search_type, &choice) {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                let hits = exact::search(
-                    guard.set.rows(),
-                    guard.meta.dimensions as usize,
-                    None,
-                    query,
-                    k,
-                    search_type,
-                );
-                return Ok(resolve_ids(&guard.set, &hits));
+                return Ok(guard.scan(query, k, search_type));
             }
             drop(guard);
             let mut guard = write_lock(&file);
@@ -514,15 +513,7 @@ impl Fs {
                         "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                         choice.factory
                     );
-                    let hits = exact::search(
-                        guard.set.rows(),
-                        guard.meta.dimensions as usize,
-                        None,
-                        query,
-                        k,
-                        search_type,
-                    );
-                    return Ok(resolve_ids(&guard.set, &hits));
+                    return Ok(guard.scan(query, k, search_type));
                 }
             }
         }
