@@ -37,6 +37,7 @@ pub mod pattern;
 pub mod probe;
 pub mod queue;
 pub mod ram;
+pub mod sqe;
 pub mod uring;
 
 pub use buffer::AlignedBuf;

@@ -9,11 +9,12 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{squeue, IoUring};
 
 use crate::buffer::AlignedBuf;
 use crate::device::Geometry;
 use crate::error::{Error, Result};
+use crate::sqe::{self, BackingFd};
 
 /// Deepest queue one ring may have.
 pub const QUEUE_DEPTH_MAX: u32 = 4096;
@@ -96,7 +97,7 @@ struct Slot {
     len: u32,
     done: u32,
     buffer: u16,
-    rw_flags: i32,
+    fua: bool,
     retries: u32,
 }
 
@@ -266,7 +267,7 @@ impl Queue {
         tag: u64,
     ) -> Result<()> {
         let addr = self.claim_buffer(index, len)?;
-        self.push(SlotOp::Read, tag, offset, addr, len, index as u16, 0)
+        self.push(SlotOp::Read, tag, offset, addr, len, index as u16, false)
     }
 
     /// Writes the first `len` bytes of registered buffer `index` at `offset`.
@@ -279,13 +280,12 @@ impl Queue {
         tag: u64,
     ) -> Result<()> {
         let addr = self.claim_buffer(index, len)?;
-        let flags = if fua { libc::RWF_DSYNC } else { 0 };
-        self.push(SlotOp::Write, tag, offset, addr, len, index as u16, flags)
+        self.push(SlotOp::Write, tag, offset, addr, len, index as u16, fua)
     }
 
     /// Makes everything that completed before this point durable (fdatasync).
     pub fn flush(&mut self, tag: u64) -> Result<()> {
-        self.push(SlotOp::Flush, tag, 0, 0, 0, NO_BUFFER, 0)
+        self.push(SlotOp::Flush, tag, 0, 0, 0, NO_BUFFER, false)
     }
 
     /// Reads into caller memory.
@@ -300,7 +300,15 @@ impl Queue {
         offset: u64,
         tag: u64,
     ) -> Result<()> {
-        self.push(SlotOp::Read, tag, offset, ptr as usize, len, NO_BUFFER, 0)
+        self.push(
+            SlotOp::Read,
+            tag,
+            offset,
+            ptr as usize,
+            len,
+            NO_BUFFER,
+            false,
+        )
     }
 
     /// Writes from caller memory.
@@ -316,7 +324,6 @@ impl Queue {
         fua: bool,
         tag: u64,
     ) -> Result<()> {
-        let flags = if fua { libc::RWF_DSYNC } else { 0 };
         self.push(
             SlotOp::Write,
             tag,
@@ -324,7 +331,7 @@ impl Queue {
             ptr as usize,
             len,
             NO_BUFFER,
-            flags,
+            fua,
         )
     }
 
@@ -368,7 +375,7 @@ impl Queue {
         addr: usize,
         len: usize,
         buffer: u16,
-        rw_flags: i32,
+        fua: bool,
     ) -> Result<()> {
         if op != SlotOp::Flush {
             if len > SLOT_BYTES_MAX {
@@ -405,7 +412,7 @@ impl Queue {
             len: len as u32,
             done: 0,
             buffer,
-            rw_flags,
+            fua,
             retries: 0,
         });
         self.queue_sqe(slot_index);
@@ -418,38 +425,17 @@ impl Queue {
         let offset = slot.offset + u64::from(slot.done);
         let addr = slot.addr + slot.done as usize;
         let len = slot.len - slot.done;
-        let fixed = self.buffers_registered && slot.buffer != NO_BUFFER;
-        macro_rules! build {
-            ($target:expr) => {
-                match (slot.op, fixed) {
-                    (SlotOp::Read, true) => {
-                        opcode::ReadFixed::new($target, addr as *mut u8, len, slot.buffer)
-                            .offset(offset)
-                            .build()
-                    }
-                    (SlotOp::Read, false) => opcode::Read::new($target, addr as *mut u8, len)
-                        .offset(offset)
-                        .build(),
-                    (SlotOp::Write, true) => {
-                        opcode::WriteFixed::new($target, addr as *const u8, len, slot.buffer)
-                            .offset(offset)
-                            .rw_flags(slot.rw_flags)
-                            .build()
-                    }
-                    (SlotOp::Write, false) => opcode::Write::new($target, addr as *const u8, len)
-                        .offset(offset)
-                        .rw_flags(slot.rw_flags)
-                        .build(),
-                    (SlotOp::Flush, _) => opcode::Fsync::new($target)
-                        .flags(types::FsyncFlags::DATASYNC)
-                        .build(),
-                }
-            };
-        }
-        let entry: squeue::Entry = if self.file_registered {
-            build!(types::Fixed(0))
+        let buffer_index =
+            (self.buffers_registered && slot.buffer != NO_BUFFER).then_some(slot.buffer);
+        let fd = if self.file_registered {
+            BackingFd::Fixed(0)
         } else {
-            build!(types::Fd(self.fd))
+            BackingFd::Raw(self.fd)
+        };
+        let entry: squeue::Entry = match slot.op {
+            SlotOp::Read => sqe::read(fd, addr as *mut u8, len, offset, buffer_index),
+            SlotOp::Write => sqe::write(fd, addr as *const u8, len, offset, slot.fua, buffer_index),
+            SlotOp::Flush => sqe::flush(fd),
         }
         .user_data(u64::from(slot_index));
         // The submission queue has as many entries as there are slots and a

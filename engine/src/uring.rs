@@ -7,7 +7,7 @@
 //! [`UringDevice::queue`] and keep it.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
@@ -115,6 +115,18 @@ impl UringDevice {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The O_DIRECT descriptor, for a caller that submits [`crate::sqe`]
+    /// entries on a ring of its own (the ublk target). It stays open as long
+    /// as the device lives.
+    pub fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Discards a range synchronously (punch a hole, BLKDISCARD); see [`BlockDevice::discard`].
+    pub fn discard_range(&self, offset: u64, len: u64) -> Result<()> {
+        self.discard(offset, len)
     }
 
     /// A queue for one thread to keep (benchmark workers, ublk queues).
