@@ -41,7 +41,7 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
-struct Target {
+struct DeviceArgs {
     /// Regular file (created or extended to --bytes) or block device.
     #[arg(long)]
     device: PathBuf,
@@ -53,7 +53,7 @@ struct Target {
 #[derive(Args, Debug)]
 struct VerifyArgs {
     #[command(flatten)]
-    target: Target,
+    target: DeviceArgs,
     /// Queue depths, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1,4,32",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(QUEUE_DEPTH_MAX)))]
@@ -72,7 +72,7 @@ struct VerifyArgs {
 #[derive(Args, Debug)]
 struct FillArgs {
     #[command(flatten)]
-    target: Target,
+    target: DeviceArgs,
     #[arg(long)]
     generation: u64,
     /// Allow writing to a block device (everything in the first --bytes is lost).
@@ -83,7 +83,7 @@ struct FillArgs {
 #[derive(Args, Debug)]
 struct CheckArgs {
     #[command(flatten)]
-    target: Target,
+    target: DeviceArgs,
     #[arg(long)]
     generation: u64,
 }

@@ -139,12 +139,16 @@ pub fn write_pass(
         ControlFlow::Continue(())
     })?;
     queue.flush(FLUSH_TAG)?;
-    let mut outcome = None;
-    while outcome.is_none() {
+    // The flush is the only I/O in flight, so its completion is the next one.
+    let flushed = loop {
         queue.submit_and_wait(1)?;
+        let mut outcome = None;
         queue.reap(|c| outcome = Some(c.result));
-    }
-    outcome.unwrap_or(Ok(()))?;
+        if let Some(result) = outcome {
+            break result;
+        }
+    };
+    flushed?;
     Ok(start.elapsed())
 }
 

@@ -49,17 +49,17 @@ impl Served {
     /// Opens `spec` (`ram:SIZE` or a path) for a device with the given
     /// logical block size. RAM is zeroed at every open: a recovered RAM
     /// device comes back empty, so `recover` refuses it.
-    pub fn open(spec: &str, logical_block_bytes: u32) -> Result<Self, BackingError> {
-        if !LOGICAL_BLOCK_SIZES.contains(&logical_block_bytes) {
+    pub fn open(spec: &str, logical_block_bytes: Option<u32>) -> Result<Self, BackingError> {
+        if let Some(bytes) = logical_block_bytes.filter(|b| !LOGICAL_BLOCK_SIZES.contains(b)) {
             return Err(invalid(
                 "--logical-block-size",
-                format!("{logical_block_bytes} is not 512 or 4096"),
+                format!("{bytes} is not 512 or 4096"),
             ));
         }
         let (backing, discard) = match spec.strip_prefix("ram:") {
             Some(size) => {
                 let size = parse_size(size)?;
-                let ram = RamDevice::new(size, logical_block_bytes)?;
+                let ram = RamDevice::new(size, logical_block_bytes.unwrap_or(512))?;
                 (Backing::Ram(ram), true)
             }
             None => {
@@ -78,6 +78,14 @@ impl Served {
             }
         };
         let geometry = backing.geometry();
+        let logical_block_bytes =
+            logical_block_bytes.unwrap_or(geometry.logical_block_bytes.max(512));
+        if !LOGICAL_BLOCK_SIZES.contains(&logical_block_bytes) {
+            return Err(invalid(
+                "--backing",
+                format!("{spec} has {logical_block_bytes}-byte logical blocks; ublk devices have 512 or 4096"),
+            ));
+        }
         if logical_block_bytes < geometry.logical_block_bytes {
             return Err(invalid(
                 "--logical-block-size",
@@ -190,7 +198,7 @@ mod tests {
 
     #[test]
     fn ram_backing_is_sized_and_limited() {
-        let served = Served::open("ram:8M", 4096).expect("8 MiB of RAM");
+        let served = Served::open("ram:8M", Some(4096)).expect("8 MiB of RAM");
         assert_eq!(served.size_bytes, 8 << 20);
         let params = served.params(512 << 10);
         assert_eq!(params.basic.logical_bs_shift, 12);
@@ -202,9 +210,11 @@ mod tests {
 
     #[test]
     fn bad_specs_name_the_field() {
-        let err = Served::open("ram:8M", 1024).err().expect("1024 refused");
+        let err = Served::open("ram:8M", Some(1024))
+            .err()
+            .expect("1024 refused");
         assert!(err.to_string().starts_with("--logical-block-size"), "{err}");
-        let err = Served::open("/nonexistent/vexfs-ublk.img", 512)
+        let err = Served::open("/nonexistent/vexfs-ublk.img", None)
             .err()
             .expect("missing file refused");
         assert!(
@@ -220,7 +230,7 @@ mod tests {
         let file = std::fs::File::create(&path).expect("create temp image");
         file.set_len((1 << 20) + 512).expect("size temp image");
         drop(file);
-        let opened = Served::open(path.to_str().expect("utf-8 path"), 4096);
+        let opened = Served::open(path.to_str().expect("utf-8 path"), Some(4096));
         std::fs::remove_file(&path).expect("remove temp image");
         let served = opened.expect("file backing opens");
         assert_eq!(served.size_bytes, 1 << 20);

@@ -57,7 +57,8 @@ pub struct AddOptions {
     pub id: i32,
     pub queues: u16,
     pub depth: u16,
-    pub logical_block_bytes: u32,
+    /// None: the backing's own logical block size (at least 512).
+    pub logical_block_bytes: Option<u32>,
     pub recoverable: bool,
 }
 
@@ -144,7 +145,7 @@ pub fn recover(
             reason: format!("device {id} was served from RAM, which died with its target"),
         });
     }
-    let served = Served::open(&spec, logical_block_bytes)?;
+    let served = Served::open(&spec, Some(logical_block_bytes))?;
     old.start_user_recover()
         .map_err(ublk(format!("start recovery of device {id}")))?;
     let ctrl = UblkCtrlBuilder::default()

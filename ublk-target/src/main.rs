@@ -38,9 +38,9 @@ enum Command {
         /// Requests in flight per queue.
         #[arg(long, default_value_t = 64)]
         depth: u16,
-        /// 512 or 4096; at least the backing's own logical block size.
-        #[arg(long, default_value_t = 512)]
-        logical_block_size: u32,
+        /// 512 or 4096, at least the backing's own; default: the backing's.
+        #[arg(long)]
+        logical_block_size: Option<u32>,
         /// Survive a killed target: `recover --id N` reattaches the device.
         #[arg(long)]
         recoverable: bool,
