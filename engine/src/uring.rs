@@ -3,7 +3,7 @@
 //! Threads that call the [`BlockDevice`] methods borrow a [`Queue`] from a
 //! pool for the length of one call, so concurrent callers each drive their
 //! own ring and never share a submission queue. Threads that do I/O all day
-//! (a benchmark worker, a ublk queue) take a dedicated queue with
+//! (a benchmark worker) take a dedicated queue with
 //! [`UringDevice::queue`] and keep it.
 
 use std::fs::File;
@@ -129,7 +129,7 @@ impl UringDevice {
         self.discard(offset, len)
     }
 
-    /// A queue for one thread to keep (benchmark workers, ublk queues).
+    /// A queue for one thread to keep (benchmark workers, test tools).
     /// It borrows the device, so the descriptor outlives it.
     pub fn queue(&self, config: &QueueConfig) -> Result<Queue> {
         if config.iopoll && self.kind != BackingKind::BlockDevice {
