@@ -1,5 +1,5 @@
 //! Vectors to benchmark with: two deterministic synthetic generators, loaders
-//! for real data (`.npy`, `.fvecs`), and exact ground truth with recall@k.
+//! for real data (`.npy`, `.fvecs`; neighbours in `.ivecs`), and exact ground truth with recall@k.
 //! Everything here is computed in this process; nothing touches a filesystem
 //! except the loaders reading the file they are given.
 
@@ -9,7 +9,10 @@ mod truth;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-pub use files::{load, parse_fvecs, parse_npy};
+pub use files::{
+    load, load_neighbours, parse_fvecs, parse_ivecs, parse_neighbours_npy, parse_npy,
+    NEIGHBOURS_IDS_MAX,
+};
 pub use truth::{dot, ground_truth, recall_at_k, Neighbours};
 
 /// Elements per vector (`VEXFS_VALID_DIMENSIONS`).

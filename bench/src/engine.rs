@@ -210,6 +210,8 @@ pub fn prepare_file(path: &Path, size: Option<u64>, progress: &mut dyn FnMut(&st
 struct ThreadResult {
     read: Histogram<u64>,
     write: Histogram<u64>,
+    /// Latencies of both directions per interval of the run, by completion time.
+    intervals: Vec<Histogram<u64>>,
     ios: u64,
     bytes: u64,
     errors: u64,
@@ -219,6 +221,20 @@ struct ThreadResult {
 }
 
 pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult> {
+    Ok(run_with_intervals(device, workload, None)?.0)
+}
+
+/// [`run`], also returning the latencies (both directions) of every
+/// `interval` of the run, by completion time: the first starts when the
+/// workers start, the last holds the drain after the deadline.
+pub fn run_with_intervals(
+    device: Arc<UringDevice>,
+    workload: &Workload,
+    interval: Option<Duration>,
+) -> Result<(EngineResult, Vec<Histogram<u64>>)> {
+    if interval.is_some_and(|i| i.is_zero()) {
+        bail!("a zero interval");
+    }
     if workload.threads == 0 || workload.threads > THREADS_MAX {
         bail!("--threads {} is not in 1..={THREADS_MAX}", workload.threads);
     }
@@ -246,7 +262,9 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
             let workload = workload.clone();
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
-                .spawn(move || run_thread(&device, &workload, t as u64, deadline))
+                .spawn(move || {
+                    run_thread(&device, &workload, t as u64, (started, interval), deadline)
+                })
                 .expect("spawn benchmark thread")
         })
         .collect();
@@ -255,6 +273,7 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
     let (mut ios, mut errors, mut bytes) = (0, 0, 0);
     let (mut registered_buffers, mut registered_file) = (true, true);
     let mut first_error = None;
+    let mut intervals: Vec<Histogram<u64>> = Vec::new();
     for worker in workers {
         let thread = worker.join().expect("benchmark thread panicked")?;
         read.add(&thread.read).expect("same histogram bounds");
@@ -265,10 +284,18 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
         registered_buffers &= thread.registered_buffers;
         registered_file &= thread.registered_file;
         first_error = first_error.or(thread.first_error);
+        for (index, histogram) in thread.intervals.iter().enumerate() {
+            if index == intervals.len() {
+                intervals.push(new_histogram());
+            }
+            intervals[index]
+                .add(histogram)
+                .expect("same histogram bounds");
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let directions = (workload.pattern.reads(), workload.pattern.writes());
-    Ok(EngineResult {
+    let result = EngineResult {
         measured: Measurement::from_histograms(&read, &write, directions, ios, bytes, seconds),
         ios,
         errors,
@@ -276,13 +303,15 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
         registered_buffers,
         registered_file,
         first_error,
-    })
+    };
+    Ok((result, intervals))
 }
 
 fn run_thread(
     device: &UringDevice,
     workload: &Workload,
     thread: u64,
+    (started, interval): (Instant, Option<Duration>),
     deadline: Instant,
 ) -> Result<ThreadResult> {
     let depth = workload.queue_depth;
@@ -309,6 +338,7 @@ fn run_thread(
     let mut out = ThreadResult {
         read: new_histogram(),
         write: new_histogram(),
+        intervals: Vec::new(),
         ios: 0,
         bytes: 0,
         errors: 0,
@@ -355,6 +385,16 @@ fn run_thread(
                         &mut out.read
                     };
                     histogram.saturating_record(latency_ns.max(1));
+                    if let Some(interval) = interval {
+                        // One histogram per interval, made when the first I/O
+                        // completes in it: an allocation a second at most.
+                        let index = (now.saturating_duration_since(started).as_nanos()
+                            / interval.as_nanos()) as usize;
+                        while out.intervals.len() <= index {
+                            out.intervals.push(new_histogram());
+                        }
+                        out.intervals[index].saturating_record(latency_ns.max(1));
+                    }
                     out.ios += 1;
                     out.bytes += workload.block_bytes;
                 }

@@ -7,5 +7,8 @@ pub mod engine;
 pub mod fio;
 pub mod fs;
 pub mod latency;
+pub mod plot;
+pub mod search;
+pub mod tiers;
 pub mod tokio_uring_peer;
 pub mod vectors;

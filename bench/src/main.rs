@@ -12,6 +12,8 @@ use vexfs_bench::engine::{self, Pattern, Workload};
 use vexfs_bench::fio;
 use vexfs_bench::fs;
 use vexfs_bench::latency::{Measurement, Percentiles};
+use vexfs_bench::search;
+use vexfs_bench::tiers;
 use vexfs_bench::tokio_uring_peer;
 use vexfs_bench::vectors;
 use vexfs_engine::{parse_size, BackingKind, BlockDevice, UringDevice, UringOptions};
@@ -30,79 +32,15 @@ enum Command {
     /// POSIX workloads on VexFS mounted through FUSE, beside ext4 on a loop
     /// device over an image of the same size in the same directory.
     Fs(FsArgs),
-    /// Bulk insert and k-NN search through a VexFS mount (ioctls through
-    /// FUSE), beside the same faiss index in this process, with recall.
-    Vectors(VectorsArgs),
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Dataset {
-    /// The original VexFS benchmark's data: 10 Gaussian clusters, normalised.
-    Original,
-    /// A mixture of a few hundred Gaussian clusters of varied spread.
-    Structured,
-}
-
-#[derive(clap::Args)]
-struct VectorsArgs {
-    /// A directory on a mounted VexFS; without it, an image is formatted and mounted under --dir.
-    #[arg(long)]
-    mount: Option<PathBuf>,
-    /// Where the scratch image and mountpoint go when --mount is not given.
-    #[arg(long, default_value = "/var/tmp")]
-    dir: PathBuf,
-    /// Size of the scratch image (K, M, G, T suffixes); default: room for the vectors and index.
-    #[arg(long, value_parser = parse_bytes)]
-    size: Option<u64>,
-    #[arg(long, value_enum, default_value = "original")]
-    dataset: Dataset,
-    /// Vectors to store (with --vectors: keep the first N).
-    #[arg(long)]
-    count: Option<usize>,
-    #[arg(long, default_value_t = 1536)]
-    dims: usize,
-    /// Clusters of the structured data set.
-    #[arg(long, default_value_t = 300)]
-    clusters: usize,
-    /// Queries to run (with --queries-file: keep the first N).
-    #[arg(long)]
-    queries: Option<usize>,
-    /// Neighbours per query.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    #[arg(long, value_enum, default_value = "cosine")]
-    metric: vexfs_bench::datasets::Metric,
-    /// Vectors per BATCH_INSERT ioctl (and per faiss add).
-    #[arg(long, default_value_t = 100)]
-    batch: usize,
-    /// Add to the in-process faiss index in batches of --batch too (default:
-    /// one add of everything, as VexFS builds its index at the first search).
-    #[arg(long)]
-    faiss_batched: bool,
-    /// faiss index-factory string (user.vexfs.index); default: the daemon's (Flat below 16,384 vectors, else HNSW32).
-    #[arg(long)]
-    index: Option<String>,
-    /// Search parameters (user.vexfs.search), e.g. efSearch=128 or nprobe=16.
-    #[arg(long)]
-    search_params: Option<String>,
-    /// Stored vectors from a file: float32 .npy (2-D, C order) or .fvecs.
-    #[arg(long, requires = "queries_file")]
-    vectors: Option<PathBuf>,
-    /// Queries from a file, same formats (needs --vectors).
-    #[arg(long, requires = "vectors")]
-    queries_file: Option<PathBuf>,
-    /// HNSW efSearch values to measure after the main run, e.g. 16,32,64,128,256.
-    #[arg(long, value_delimiter = ',')]
-    ef_sweep: Vec<u32>,
-    /// Seed of the generated data sets.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Print exactly one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Leave the vector file (and the scratch image, unmounted) behind.
-    #[arg(long)]
-    keep: bool,
+    /// The original VexFS validator's matrix through a VexFS mount:
+    /// SET/GET_VECTOR_META, BATCH_INSERT per batch size, VECTOR_SEARCH, per dimension.
+    Vectors(vectors::Args),
+    /// Recall@k and QPS/latency across index settings, through a VexFS mount
+    /// and with the same faiss index in this process, side by side.
+    Search(search::Args),
+    /// One matrix of workloads (raw engine I/O, VexFS through FUSE) on each
+    /// storage tier, side by side, with interval logs and plots.
+    Tiers(tiers::Args),
 }
 
 #[derive(clap::Args)]
@@ -183,7 +121,9 @@ fn main() {
     let outcome = match cli.command {
         Command::Engine(args) => engine_command(args),
         Command::Fs(args) => fs_command(args),
-        Command::Vectors(args) => vectors_command(args),
+        Command::Vectors(args) => vectors::command(args),
+        Command::Search(args) => search::command(args),
+        Command::Tiers(args) => tiers::command(args),
     };
     if let Err(error) = outcome {
         eprintln!("vexfs-bench: {error:#}");
@@ -341,75 +281,6 @@ fn fs_command(args: FsArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&run)?);
     } else {
         print!("{}", fs::render_table(&run));
-    }
-    Ok(())
-}
-
-/// Vectors stored and queries run when neither a count nor a file says otherwise.
-const VECTORS_COUNT_DEFAULT: usize = 10_000;
-const VECTORS_QUERIES_DEFAULT: usize = 1_000;
-
-fn vectors_command(args: VectorsArgs) -> Result<()> {
-    let data = match (&args.vectors, &args.queries_file) {
-        (Some(vectors), Some(queries)) => vectors::DataSource::Files {
-            vectors: vectors.clone(),
-            queries: queries.clone(),
-            count: args.count,
-            queries_count: args.queries,
-        },
-        _ => {
-            let count = args.count.unwrap_or(VECTORS_COUNT_DEFAULT);
-            let queries = args.queries.unwrap_or(VECTORS_QUERIES_DEFAULT);
-            match args.dataset {
-                Dataset::Original => vectors::DataSource::Original {
-                    count,
-                    dims: args.dims,
-                    queries,
-                    seed: args.seed,
-                },
-                Dataset::Structured => vectors::DataSource::Structured {
-                    count,
-                    dims: args.dims,
-                    clusters: args.clusters,
-                    queries,
-                    seed: args.seed,
-                },
-            }
-        }
-    };
-    let place = match args.mount {
-        Some(dir) => vectors::Place::Mounted(dir),
-        None => vectors::Place::Scratch {
-            dir: args.dir,
-            size_bytes: args.size,
-            vexfs_binary: std::env::current_exe()
-                .context("locating vexfs-bench")?
-                .with_file_name("vexfs"),
-        },
-    };
-    let config = vectors::Config {
-        data,
-        k: args.k,
-        metric: args.metric,
-        batch: args.batch,
-        faiss_batched: args.faiss_batched,
-        index: args.index,
-        search_params: args.search_params,
-        ef_sweep: args.ef_sweep,
-        place,
-        keep: args.keep,
-    };
-    let quiet = args.json;
-    let mut progress = |message: &str| {
-        if !quiet || std::io::stderr().is_terminal() {
-            eprintln!("{message}");
-        }
-    };
-    let run = vectors::run(&config, &mut progress)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&run)?);
-    } else {
-        print!("{}", vectors::render_table(&run));
     }
     Ok(())
 }

@@ -1,475 +1,364 @@
-//! `vexfs-bench vectors`: bulk insert, then k-NN search with recall against
-//! exact ground truth, through a VexFS mount (ioctls through FUSE) and with
-//! the same faiss index in this process, on the same vectors, one client
-//! thread each. Peers measured elsewhere are printed beside, labelled so.
+//! `vexfs-bench vectors`: the original VexFS validator's matrix, measured
+//! through a VexFS mount: for each dimension, on a fresh file,
+//! SET_VECTOR_META, GET_VECTOR_META, BATCH_INSERT at each batch size and
+//! VECTOR_SEARCH (k = 10), each cell a latency histogram, ops/s, vectors/s
+//! and the errors by errno. The original's published figures are printed
+//! beside, with what each measured. Recall lives in `vexfs-bench search`.
 
+mod cells;
 mod client;
-mod measure;
+mod options;
+mod place;
 mod report;
-mod systems;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::datasets::{self, Metric, Vectors};
-use crate::fs::{catch_interrupts, Mounted, Scratch, VexfsMount};
+use crate::datasets;
+use crate::fs::{catch_interrupts, check_interrupted};
+pub use cells::{errno_name, CellLatency};
+use cells::{measure_cell, Limits, Stop};
 pub use client::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
-use measure::{measure, Workload};
-pub use measure::{InsertStats, SearchStats, SweepPoint, SystemResult};
-pub use report::{render_table, PeerFigure, PEERS};
-pub use systems::{
-    parse_search_params, single_threaded_faiss, FaissSystem, VectorSystem, VexfsSystem,
-};
+pub use options::{command, Args};
+pub(crate) use place::remove_file;
+pub use place::{on_vexfs, Place, IMAGE_BYTES_MIN};
+pub use report::{render_table, Published, ORIGINAL_PUBLISHED};
 
-/// Queries one run may ask.
-pub const QUERIES_MAX: usize = 1_000_000;
-/// Vectors one run may store (the ioctl interface's per-file count is u32).
-pub const COUNT_MAX: usize = u32::MAX as usize;
-/// Below this many vectors the daemon's default index is exact (docs/VECTORS.md).
-pub const DEFAULT_INDEX_FLAT_BELOW: usize = 16_384;
-/// Smallest image this benchmark formats for itself.
-pub const IMAGE_BYTES_MIN: u64 = 256 << 20;
-/// Image room per stored vector beyond its floats: id, index graph, slack.
-const IMAGE_BYTES_PER_VECTOR: u64 = 1024;
+/// The original validator's dimensions and batch sizes.
+pub const DIMS_DEFAULT: [usize; 4] = [4, 128, 512, 1024];
+pub const BATCHES_DEFAULT: [usize; 4] = [1, 10, 100, 1000];
+/// Entries of --dims and of --batches.
+pub const LIST_LEN_MAX: usize = 16;
+/// Neighbours per search, as the original validator asked.
+pub const SEARCH_K: usize = 10;
+/// A cell's budget when the command line gives none.
+pub const CELL_SECONDS_DEFAULT: f64 = 0.5;
+pub const CELL_SECONDS_MAX: f64 = 600.0;
+pub const CELL_OPS_MAX: u64 = 10_000_000;
+/// Vector bytes one insert cell may add: bounds the image and the daemon's
+/// memory whatever the budget (an insert cell also ends here).
+pub const CELL_INSERT_BYTES_MAX: u64 = 32 << 20;
+/// Different queries the search cell cycles through.
+const QUERY_POOL: usize = 64;
+/// `user.vexfs.index` and `user.vexfs.search` hold at most this (docs/VECTORS.md).
+pub const XATTR_VALUE_BYTES_MAX: usize = 256;
+/// The index the search cell uses: an exact scan, as the original's search was.
+const SEARCH_INDEX: &str = "Flat";
 const IMAGE_BYTES_SLACK: u64 = 128 << 20;
 
-/// Where the vectors come from.
-#[derive(Clone, Debug)]
-pub enum DataSource {
-    /// The original VexFS benchmark's distribution ([`datasets::original`]).
-    Original {
-        count: usize,
-        dims: usize,
-        queries: usize,
-        seed: u64,
-    },
-    /// A Gaussian mixture ([`datasets::Mixture`]).
-    Structured {
-        count: usize,
-        dims: usize,
-        clusters: usize,
-        queries: usize,
-        seed: u64,
-    },
-    /// `.npy` or `.fvecs` files; the counts, when given, keep the first so many.
-    Files {
-        vectors: PathBuf,
-        queries: PathBuf,
-        count: Option<usize>,
-        queries_count: Option<usize>,
-    },
+/// Sizes with K, M, G, T suffixes, for clap.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    vexfs_engine::parse_size(text).map_err(|e| e.to_string())
 }
 
-/// Where the vector file lives.
-#[derive(Clone, Debug)]
-pub enum Place {
-    /// A directory on a VexFS the user mounted.
-    Mounted(PathBuf),
-    /// A fresh image, formatted and mounted in a scratch directory under `dir`.
-    Scratch {
-        dir: PathBuf,
-        size_bytes: Option<u64>,
-        vexfs_binary: PathBuf,
-    },
+/// When a cell ends: after `ops` operations or `seconds`, whichever comes first.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Budget {
+    pub ops: Option<u64>,
+    pub seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub data: DataSource,
-    pub k: usize,
-    pub metric: Metric,
-    pub batch: usize,
-    /// Feed faiss in batches of `batch` too, instead of one add of everything.
-    pub faiss_batched: bool,
-    /// faiss index-factory string; `None`: the daemon's default for the count.
-    pub index: Option<String>,
-    /// `None`: the daemon's default for the index.
-    pub search_params: Option<String>,
-    /// efSearch values to measure after the main run (HNSW indexes only).
-    pub ef_sweep: Vec<u32>,
+    pub dims: Vec<usize>,
+    pub batches: Vec<usize>,
+    pub budget: Budget,
     pub place: Place,
-    /// Leave the vector file (and a scratch image) behind.
+    pub seed: u64,
+    /// Leave the scratch image behind (unmounted).
     pub keep: bool,
 }
 
 impl Config {
     pub fn validate(&self) -> Result<()> {
-        let k_max = vexfs_uapi::limits::SEARCH_K_MAX as usize;
-        if !(1..=k_max).contains(&self.k) {
-            bail!("--k {} is not in [1, {k_max}]", self.k);
+        let dims_max = datasets::DIMENSIONS_MAX;
+        for (flag, list) in [("--dims", &self.dims), ("--batches", &self.batches)] {
+            if list.is_empty() || list.len() > LIST_LEN_MAX {
+                bail!("{flag}: 1 to {LIST_LEN_MAX} values");
+            }
+        }
+        if let Some(d) = self.dims.iter().find(|d| !(1..=dims_max).contains(*d)) {
+            bail!("--dims {d} is not in [1, {dims_max}]");
         }
         let batch_max = vexfs_uapi::limits::BATCH_VECTORS_MAX as usize;
-        if !(1..=batch_max).contains(&self.batch) {
-            bail!("--batch {} is not in [1, {batch_max}]", self.batch);
+        if let Some(b) = self.batches.iter().find(|b| !(1..=batch_max).contains(*b)) {
+            bail!("--batches {b} is not in [1, {batch_max}]");
         }
-        if let DataSource::Original { count, queries, .. }
-        | DataSource::Structured { count, queries, .. } = &self.data
-        {
-            if !(1..=COUNT_MAX).contains(count) {
-                bail!("--count {count} is not in [1, {COUNT_MAX}]");
-            }
-            if !(1..=QUERIES_MAX).contains(queries) {
-                bail!("--queries {queries} is not in [1, {QUERIES_MAX}]");
-            }
+        let widest = self.dims.iter().max().copied().unwrap_or(1) as u64;
+        let largest = self.batches.iter().max().copied().unwrap_or(1) as u64;
+        if largest * widest * 4 > CELL_INSERT_BYTES_MAX {
+            bail!(
+                "--batches {largest} of --dims {widest}: one batch is over the {} MiB an insert cell may add",
+                CELL_INSERT_BYTES_MAX >> 20
+            );
         }
-        if self.ef_sweep.contains(&0) {
-            bail!("--ef-sweep values must be at least 1");
-        }
-        if let Some(index) = self.index.as_ref().filter(|i| !i.contains("HNSW")) {
-            if !self.ef_sweep.is_empty() {
-                bail!("--ef-sweep needs an HNSW index (--index HNSW32), not {index:?}");
+        if let Some(ops) = self.budget.ops {
+            if !(1..=CELL_OPS_MAX).contains(&ops) {
+                bail!("--ops {ops} is not in [1, {CELL_OPS_MAX}]");
             }
         }
-        if let Some(params) = &self.search_params {
-            parse_search_params(params)?;
-        }
-        for (what, value) in [
-            ("--index", &self.index),
-            ("--search-params", &self.search_params),
-        ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.len() > XATTR_VALUE_BYTES_MAX)
-            {
-                bail!("{what} is longer than {XATTR_VALUE_BYTES_MAX} bytes");
+        if let Some(seconds) = self.budget.seconds {
+            if !(seconds > 0.0 && seconds <= CELL_SECONDS_MAX) {
+                bail!("--seconds {seconds} is not in (0, {CELL_SECONDS_MAX}]");
             }
         }
         Ok(())
     }
-}
 
-/// `user.vexfs.index` and `user.vexfs.search` hold at most this (docs/VECTORS.md).
-const XATTR_VALUE_BYTES_MAX: usize = 256;
-
-/// The daemon's default index for a file of `count` vectors (docs/VECTORS.md).
-pub fn default_index(count: usize) -> &'static str {
-    if count < DEFAULT_INDEX_FLAT_BELOW {
-        "Flat"
-    } else {
-        "HNSW32"
+    fn limits(&self, vectors_per_op: u64, dims: usize) -> Limits {
+        let (ops, seconds) = match (self.budget.ops, self.budget.seconds) {
+            (None, None) => (CELL_OPS_MAX, Some(CELL_SECONDS_DEFAULT)),
+            (ops, seconds) => (ops.unwrap_or(CELL_OPS_MAX), seconds),
+        };
+        let ops_for_bytes = if vectors_per_op == 0 {
+            u64::MAX
+        } else {
+            (CELL_INSERT_BYTES_MAX / (vectors_per_op * dims as u64 * 4)).max(1)
+        };
+        Limits {
+            ops: ops.min(ops_for_bytes),
+            ops_stop: if ops_for_bytes < ops {
+                Stop::Bytes
+            } else {
+                Stop::Ops
+            },
+            duration: Some(Duration::from_secs_f64(seconds.unwrap_or(CELL_SECONDS_MAX))),
+        }
     }
 }
 
-/// The daemon's default search parameters for `index`.
-pub fn default_search_params(index: &str) -> &'static str {
-    if index.contains("HNSW") {
-        "efSearch=64"
-    } else {
-        ""
+/// The request a cell times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// The same layout again and again: after the first call a no-op.
+    #[serde(rename = "SET_VECTOR_META")]
+    SetVectorMeta,
+    /// Dimensions alternating between d and d ± 1 on the empty file: every
+    /// call a layout change, which rewrites the file's header.
+    #[serde(rename = "SET_VECTOR_META relayout")]
+    SetVectorMetaRelayout,
+    #[serde(rename = "GET_VECTOR_META")]
+    GetVectorMeta,
+    #[serde(rename = "BATCH_INSERT")]
+    BatchInsert,
+    #[serde(rename = "VECTOR_SEARCH")]
+    VectorSearch,
+}
+
+impl Op {
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::SetVectorMeta => "SET_VECTOR_META",
+            Op::SetVectorMetaRelayout => "SET_VECTOR_META relayout",
+            Op::GetVectorMeta => "GET_VECTOR_META",
+            Op::BatchInsert => "BATCH_INSERT",
+            Op::VectorSearch => "VECTOR_SEARCH",
+        }
     }
 }
 
-/// The whole run, as `--json` prints it.
+/// One cell of the matrix.
 #[derive(Clone, Debug, Serialize)]
-pub struct VectorsRun {
-    pub benchmark: &'static str,
-    pub dataset: String,
-    pub count: usize,
+pub struct Cell {
+    pub op: Op,
     pub dims: usize,
-    pub queries: usize,
-    pub k: usize,
-    pub metric: Metric,
-    pub batch: usize,
-    pub index: String,
-    pub search_params: String,
-    pub vexfs: SystemResult,
-    pub faiss: SystemResult,
-    /// Figures from BRIEF.md, measured separately on this machine: not this run.
-    pub peers_measured_separately: &'static [PeerFigure],
+    /// Vectors per BATCH_INSERT; 1 query per search; none for metadata.
+    pub batch: Option<usize>,
+    /// Vectors the file held when the cell began.
+    pub stored: u64,
+    /// Requests made, failed ones included.
+    pub ops: u64,
+    pub errors: u64,
+    /// errors / ops.
+    pub error_rate: f64,
+    /// Failures by errno name (`EINVAL`), or by what went wrong.
+    pub errnos: std::collections::BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub ops_per_s: f64,
+    /// Vectors inserted (or queries answered) per second; none for metadata.
+    pub vectors_per_s: Option<f64>,
+    /// Latency of the requests that succeeded.
+    pub lat_us: CellLatency,
+    /// What ended the cell: "ops", "seconds", "bytes" (the insert cap) or "errors".
+    pub stopped_by: Stop,
+    /// BATCH_INSERT: the fsync after the cell, not in the figures above.
+    pub fsync_ms: Option<f64>,
+    /// VECTOR_SEARCH: the first search, untimed above (it builds the index).
+    pub first_search_ms: Option<f64>,
+}
+
+/// The whole matrix, as `--json` prints it and `--out` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MatrixRun {
+    pub benchmark: &'static str,
+    pub target: String,
+    pub budget: Budget,
+    pub search_k: usize,
+    pub search_index: &'static str,
+    pub cells: Vec<Cell>,
+    /// The original VexFS's published figures: never measured here.
+    pub original_published: &'static [Published],
     pub kept: Option<PathBuf>,
 }
 
-/// Loads or generates the vectors and queries; a description for the report.
-fn load_data(source: &DataSource) -> Result<(Vectors, Vectors, String)> {
-    Ok(match source {
-        DataSource::Original {
-            count,
-            dims,
-            queries,
-            seed,
-        } => (
-            datasets::original(*count, *dims, *seed)?,
-            datasets::original_queries(*queries, *dims, *seed)?,
-            format!("original (10 clusters, seed {seed})"),
-        ),
-        DataSource::Structured {
-            count,
-            dims,
-            clusters,
-            queries,
-            seed,
-        } => (
-            datasets::structured(*count, *dims, *clusters, *seed)?,
-            datasets::structured_queries(*queries, *dims, *clusters, *seed)?,
-            format!("structured ({clusters} clusters, seed {seed})"),
-        ),
-        DataSource::Files {
-            vectors,
-            queries,
-            count,
-            queries_count,
-        } => {
-            let mut base = datasets::load(vectors)?;
-            let mut asked = datasets::load(queries)?;
-            if base.dims() != asked.dims() {
-                bail!(
-                    "{} has {} dimensions, {} has {}",
-                    vectors.display(),
-                    base.dims(),
-                    queries.display(),
-                    asked.dims()
-                );
-            }
-            if let Some(count) = count {
-                base.truncate(*count);
-            }
-            if let Some(count) = queries_count {
-                asked.truncate(*count);
-            }
-            if base.count() == 0 || asked.count() == 0 {
-                bail!("no vectors or no queries left to run");
-            }
-            let name = format!("{} (queries {})", vectors.display(), queries.display());
-            (base, asked, name)
-        }
-    })
+impl MatrixRun {
+    pub fn errors(&self) -> u64 {
+        self.cells.iter().map(|c| c.errors).sum()
+    }
 }
 
-/// Measures VexFS through the mount, then faiss in this process.
-pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<VectorsRun> {
+/// Formats and mounts a scratch image (or uses the user's mount) and runs
+/// every cell, one fresh file per dimension.
+pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<MatrixRun> {
     config.validate()?;
-    if let Place::Scratch {
-        dir, vexfs_binary, ..
-    } = &config.place
-    {
-        check_prerequisites(dir, vexfs_binary)?;
-    }
+    config.place.check_prerequisites()?;
     catch_interrupts();
-
-    progress("vectors: generating or loading the data set");
-    let (base, queries, dataset) = load_data(&config.data)?;
-    if base.count() > COUNT_MAX || queries.count() > QUERIES_MAX {
-        bail!(
-            "{} vectors and {} queries: over the limits",
-            base.count(),
-            queries.count()
-        );
-    }
-    let index = config
-        .index
-        .clone()
-        .unwrap_or_else(|| default_index(base.count()).to_string());
-    if !config.ef_sweep.is_empty() && !index.contains("HNSW") {
-        bail!("--ef-sweep needs an HNSW index (--index HNSW32), not {index:?}");
-    }
-    let search_params = config
-        .search_params
-        .clone()
-        .unwrap_or_else(|| default_search_params(&index).to_string());
-    progress(&format!(
-        "vectors: exact ground truth for {} queries over {} vectors ({} dimensions, {})",
-        queries.count(),
-        base.count(),
-        base.dims(),
-        config.metric
-    ));
-    let truth = datasets::ground_truth(&base, &queries, config.k, config.metric);
-    let workload = Workload {
-        base: &base,
-        queries: &queries,
-        truth: &truth,
-        k: config.k,
-        ef_sweep: &config.ef_sweep,
-        search_params: &search_params,
-    };
-
-    let (vexfs, kept) = run_vexfs(config, &workload, &index, progress)?;
-
-    progress("vectors: faiss in this process, one OpenMP thread");
-    single_threaded_faiss();
-    let mut faiss = FaissSystem::new(base.dims(), config.metric, &index, &search_params)?;
-    // faiss's HNSW builds a worse graph when fed small batches than from one
-    // add; VexFS builds its index from all stored vectors at the first search.
-    let faiss_batch = if config.faiss_batched {
-        config.batch
-    } else {
-        base.count()
-    };
-    let faiss = measure(
-        &mut faiss,
-        "this process".to_string(),
-        &workload,
-        faiss_batch,
+    let size_bytes = config.batches.len() as u64 * CELL_INSERT_BYTES_MAX * 2 + IMAGE_BYTES_SLACK;
+    let ((cells, target), kept) = on_vexfs(
+        &config.place,
+        "vectors",
+        size_bytes,
+        config.keep,
         progress,
+        |root, description, progress| {
+            let mut cells = Vec::new();
+            for &dims in &config.dims {
+                let path = root.join(format!("vexfs-bench-matrix.d{dims}.{}", std::process::id()));
+                let measured = measure_dimension(&path, dims, config, &mut cells, progress);
+                remove_file(&path);
+                measured?;
+            }
+            Ok((cells, description.to_string()))
+        },
     )?;
-
-    Ok(VectorsRun {
+    Ok(MatrixRun {
         benchmark: "vectors",
-        dataset,
-        count: base.count(),
-        dims: base.dims(),
-        queries: queries.count(),
-        k: config.k,
-        metric: config.metric,
-        batch: config.batch,
-        index,
-        search_params,
-        vexfs,
-        faiss,
-        peers_measured_separately: PEERS,
+        target,
+        budget: config.budget,
+        search_k: SEARCH_K,
+        search_index: SEARCH_INDEX,
+        cells,
+        original_published: ORIGINAL_PUBLISHED,
         kept,
     })
 }
 
-fn check_prerequisites(dir: &Path, vexfs_binary: &Path) -> Result<()> {
-    let mut missing = Vec::new();
-    if !dir.is_dir() {
-        missing.push(format!("--dir {}: no such directory", dir.display()));
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root (mounting needs it; or pass --mount DIR of a mounted VexFS)".into());
-    }
-    if !Path::new("/dev/fuse").exists() {
-        missing.push("/dev/fuse (the kernel's FUSE driver: modprobe fuse)".into());
-    }
-    if !vexfs_binary.is_file() {
-        missing.push(format!(
-            "{} (build it beside vexfs-bench: cargo build --release -p vexfs-fs)",
-            vexfs_binary.display()
-        ));
-    }
-    if !missing.is_empty() {
-        bail!("cannot run here; missing: {}", missing.join("; "));
-    }
-    Ok(())
+fn io_context<T>(result: std::io::Result<T>, what: &str) -> Result<T> {
+    result.with_context(|| what.to_string())
 }
 
-/// Mounts a fresh image (or uses the user's mount) and measures VexFS.
-/// Returns where the vector file was kept, with --keep.
-fn run_vexfs(
+/// The cells of one dimension, on a fresh file at `path`.
+fn measure_dimension(
+    path: &std::path::Path,
+    dims: usize,
     config: &Config,
-    workload: &Workload,
-    index: &str,
+    cells: &mut Vec<Cell>,
     progress: &mut dyn FnMut(&str),
-) -> Result<(SystemResult, Option<PathBuf>)> {
-    let file_name = format!("vexfs-bench-vectors.{}", std::process::id());
-    let vector_bytes = workload.base.as_slice().len() as u64 * 4;
-    match &config.place {
-        Place::Mounted(dir) => {
-            let path = dir.join(file_name);
-            let result = measure_vexfs_file(&path, config, workload, index, progress);
-            if !config.keep {
-                remove_file(&path);
-            }
-            Ok((result?, config.keep.then_some(path)))
-        }
-        Place::Scratch {
-            dir,
-            size_bytes,
-            vexfs_binary,
-        } => {
-            let size_bytes = size_bytes.unwrap_or_else(|| {
-                let bytes = 4 * vector_bytes
-                    + workload.base.count() as u64 * IMAGE_BYTES_PER_VECTOR
-                    + IMAGE_BYTES_SLACK;
-                bytes.max(IMAGE_BYTES_MIN).next_multiple_of(1 << 20)
-            });
-            let scratch = Scratch::create(dir, "vectors", config.keep)?;
-            progress(&format!(
-                "vectors: mkfs and mount a {} MiB VexFS image in {}",
-                size_bytes >> 20,
-                scratch.path.display()
-            ));
-            let mount = VexfsMount::create(vexfs_binary, &scratch.path, size_bytes, config.keep)?;
-            let path = mount.root().join(file_name);
-            let result =
-                measure_vexfs_file(&path, config, workload, index, progress).map(|mut r| {
-                    r.target = format!("{}: {}", path.display(), mount.describe());
-                    r
-                });
-            if !config.keep {
-                remove_file(&path);
-            }
-            progress("vectors: unmount, waiting for the daemon to write back and exit");
-            let finished = mount.finish();
-            let result = result?;
-            finished?;
-            Ok((result, config.keep.then(|| scratch.path.clone())))
-        }
-    }
-}
-
-fn remove_file(path: &Path) {
-    if let Err(error) = std::fs::remove_file(path) {
-        if error.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("vexfs-bench: cleanup: removing {}: {error}", path.display());
-        }
-    }
-}
-
-fn measure_vexfs_file(
-    path: &Path,
-    config: &Config,
-    workload: &Workload,
-    index: &str,
-    progress: &mut dyn FnMut(&str),
-) -> Result<SystemResult> {
-    let dims = u32::try_from(workload.base.dims()).context("dimensions")?;
-    let mut vexfs = VexfsSystem::create(path, dims, config.metric, index, workload.search_params)?;
-    let result = measure(
-        &mut vexfs,
-        path.display().to_string(),
-        workload,
-        config.batch,
-        progress,
+) -> Result<()> {
+    check_interrupted()?;
+    let dims_u32 = u32::try_from(dims).context("dimensions")?;
+    let file = io_context(VectorFile::create(path), "creating the vector file")?;
+    io_context(
+        file.set_xattr(XATTR_INDEX, SEARCH_INDEX),
+        "setxattr user.vexfs.index",
     )?;
-    let meta = vexfs
-        .file()
-        .get_meta()
-        .context("VEXFS_IOC_GET_VECTOR_META")?;
-    if meta.vector_count as usize != workload.base.count() || meta.dimensions != dims {
-        bail!(
-            "GET_VECTOR_META says {} vectors of {} dimensions; {} of {dims} were inserted",
-            meta.vector_count,
-            meta.dimensions,
-            workload.base.count()
-        );
-    }
-    check_round_trip(vexfs.file(), workload.base)?;
-    Ok(result)
-}
+    let cell = |op, batch, stored, tally: cells::Tally| tally.into_cell(op, dims, batch, stored);
 
-/// After the measurements: a few vectors come back bit for bit, and
-/// deleting them removes exactly them.
-fn check_round_trip(file: &VectorFile, base: &Vectors) -> Result<()> {
-    let count = base.count();
-    let mut ids = vec![0, count as u64 / 2, count as u64 - 1];
-    ids.dedup();
-    let dims = base.dims();
-    let mut fetched = vec![0f32; ids.len() * dims];
-    file.get_vectors(&ids, dims as u32, &mut fetched)
-        .context("VEXFS_IOC_GET_VECTORS")?;
-    for (id, got) in ids.iter().zip(fetched.chunks_exact(dims)) {
-        let stored = base.row(*id as usize);
-        if got
-            .iter()
-            .zip(stored)
-            .any(|(a, b)| a.to_bits() != b.to_bits())
-        {
-            bail!("GET_VECTORS returned another vector than was inserted under id {id}");
-        }
+    progress(&format!("vectors: d = {dims}: SET_VECTOR_META"));
+    let tally = measure_cell(config.limits(0, dims), 0, |_| file.set_meta(dims_u32))?;
+    cells.push(cell(Op::SetVectorMeta, None, 0, tally));
+
+    // d ± 1: another layout, valid at both ends of the dimension range.
+    let other = if dims < datasets::DIMENSIONS_MAX {
+        dims_u32 + 1
+    } else {
+        dims_u32 - 1
+    };
+    progress(&format!(
+        "vectors: d = {dims}: SET_VECTOR_META relayout {dims} ↔ {other}"
+    ));
+    let tally = measure_cell(config.limits(0, dims), 0, |i| {
+        file.set_meta(if i % 2 == 0 { other } else { dims_u32 })
+    })?;
+    cells.push(cell(Op::SetVectorMetaRelayout, None, 0, tally));
+    io_context(
+        file.set_meta(dims_u32),
+        "SET_VECTOR_META back to the dimension",
+    )?;
+
+    progress(&format!("vectors: d = {dims}: GET_VECTOR_META"));
+    let tally = measure_cell(config.limits(0, dims), 0, |_| file.get_meta().map(drop))?;
+    cells.push(cell(Op::GetVectorMeta, None, 0, tally));
+
+    let largest = config.batches.iter().max().copied().unwrap_or(1);
+    let pool = datasets::original(largest, dims, config.seed)?;
+    let mut ids = vec![0u64; largest];
+    let mut stored = 0u64;
+    for &batch in &config.batches {
+        progress(&format!("vectors: d = {dims}: BATCH_INSERT of {batch}"));
+        let vectors = pool.rows(0, batch);
+        let mut next_id = stored;
+        let tally = measure_cell(config.limits(batch as u64, dims), batch as u64, |_| {
+            for (slot, id) in ids[..batch].iter_mut().zip(next_id..) {
+                *slot = id;
+            }
+            let outcome = file.batch_insert(vectors, dims_u32, Some(&ids[..batch]), 0);
+            if outcome.is_ok() {
+                next_id += batch as u64;
+            }
+            outcome
+        })?;
+        let fsync_started = Instant::now();
+        io_context(file.sync(), "fsync of the vector file")?;
+        let fsync_ms = fsync_started.elapsed().as_secs_f64() * 1e3;
+        cells.push(Cell {
+            fsync_ms: Some(fsync_ms),
+            ..cell(Op::BatchInsert, Some(batch), stored, tally)
+        });
+        stored = next_id;
     }
-    let deleted = file.delete(&ids).context("VEXFS_IOC_DELETE_VECTORS")?;
-    let left = file.get_meta().context("VEXFS_IOC_GET_VECTOR_META")?;
-    if deleted as usize != ids.len() || left.vector_count as usize != count - ids.len() {
+
+    let meta = io_context(file.get_meta(), "GET_VECTOR_META after the inserts")?;
+    if u64::from(meta.vector_count) != stored || meta.dimensions != dims_u32 {
         bail!(
-            "DELETE_VECTORS of {} ids deleted {deleted}, leaving {} of {count}",
-            ids.len(),
-            left.vector_count
+            "GET_VECTOR_META says {} vectors of {} dimensions; {stored} of {dims} were inserted",
+            meta.vector_count,
+            meta.dimensions
         );
     }
+    if stored == 0 {
+        return Ok(());
+    }
+    progress(&format!(
+        "vectors: d = {dims}: VECTOR_SEARCH k = {SEARCH_K} over {stored} vectors"
+    ));
+    let queries = datasets::original_queries(QUERY_POOL, dims, config.seed)?;
+    let expected = SEARCH_K.min(stored as usize);
+    let mut distances = [0f32; SEARCH_K];
+    let mut found = [0u64; SEARCH_K];
+    let search_type = vexfs_uapi::VEXFS_SEARCH_COSINE;
+    let first_started = Instant::now();
+    io_context(
+        file.search(queries.row(0), search_type, &mut distances, &mut found),
+        "the first VECTOR_SEARCH",
+    )?;
+    let first_search_ms = first_started.elapsed().as_secs_f64() * 1e3;
+    let tally = measure_cell(config.limits(0, dims), 1, |i| {
+        let query = queries.row(i as usize % QUERY_POOL);
+        let written = file.search(query, search_type, &mut distances, &mut found)?;
+        if written != expected {
+            return Err(std::io::Error::other(format!(
+                "{written} results, expected {expected}"
+            )));
+        }
+        Ok(())
+    })?;
+    cells.push(Cell {
+        first_search_ms: Some(first_search_ms),
+        ..cell(Op::VectorSearch, Some(1), stored, tally)
+    });
     Ok(())
 }

@@ -1,10 +1,11 @@
-//! Real vectors from files: float32 `.npy` (2-D, C order) and `.fvecs`.
+//! Real vectors from files: float32 `.npy` (2-D, C order) and `.fvecs`;
+//! their exact neighbours from `.ivecs` or an integer `.npy`.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::{check_size, Vectors, DIMENSIONS_MAX};
+use super::{check_size, Neighbours, Vectors, DIMENSIONS_MAX};
 
 /// Reads a 2-D float32 `.npy` (C order) or an `.fvecs` file, by extension.
 pub fn load(path: &Path) -> Result<Vectors> {
@@ -26,9 +27,17 @@ pub fn load(path: &Path) -> Result<Vectors> {
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
+/// A 2-D `.npy` array as stored: its dtype string (`<f4`), shape and raw bytes.
+struct NpyArray<'a> {
+    descr: &'a str,
+    rows: usize,
+    columns: usize,
+    payload: &'a [u8],
+}
+
 /// The `.npy` format: magic, version, a little-endian header length (u16 in
 /// version 1, u32 in 2 and 3), a Python dict literal, then the raw array.
-pub fn parse_npy(bytes: &[u8]) -> Result<Vectors> {
+fn parse_npy_2d(bytes: &[u8]) -> Result<NpyArray<'_>> {
     if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
         bail!("not a .npy file (no \\x93NUMPY magic)");
     }
@@ -51,10 +60,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Vectors> {
             .map(|(_, rest)| rest.trim_start())
             .with_context(|| format!("the .npy header has no '{name}': {header}"))
     };
-    let descr = field("descr")?;
-    if !(descr.starts_with("'<f4'") || descr.starts_with("'|f4'")) {
-        bail!("dtype {descr:.8}…: only little-endian float32 ('<f4') is supported");
-    }
+    let descr = field("descr")?
+        .strip_prefix('\'')
+        .and_then(|rest| rest.split('\'').next())
+        .with_context(|| format!("cannot read the dtype in {header}"))?;
     if !field("fortran_order")?.starts_with("False") {
         bail!("Fortran-ordered arrays are not supported; save it in C order");
     }
@@ -69,19 +78,138 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Vectors> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().with_context(|| format!("shape entry {s:?}")))
         .collect::<Result<_>>()?;
-    let [count, dims] = shape[..] else {
-        bail!("shape {shape:?}: expected a 2-D array (vectors × dimensions)");
+    let [rows, columns] = shape[..] else {
+        bail!("shape {shape:?}: expected a 2-D array (rows × columns)");
     };
-    check_size(count, dims)?;
-    let payload = &bytes[data_start..];
-    if payload.len() != count * dims * 4 {
+    Ok(NpyArray {
+        descr,
+        rows,
+        columns,
+        payload: &bytes[data_start..],
+    })
+}
+
+fn check_payload(array: &NpyArray, element_bytes: usize) -> Result<()> {
+    let expected = array
+        .rows
+        .checked_mul(array.columns)
+        .and_then(|n| n.checked_mul(element_bytes))
+        .context("the .npy shape overflows")?;
+    if array.payload.len() != expected {
         bail!(
-            "shape ({count}, {dims}) needs {} bytes of data, the file has {}",
-            count * dims * 4,
-            payload.len()
+            "shape ({}, {}) of {} needs {expected} bytes of data, the file has {}",
+            array.rows,
+            array.columns,
+            array.descr,
+            array.payload.len()
         );
     }
-    Vectors::new(dims, f32s(payload))
+    Ok(())
+}
+
+/// A 2-D little-endian float32 `.npy` (C order): vectors × dimensions.
+pub fn parse_npy(bytes: &[u8]) -> Result<Vectors> {
+    let array = parse_npy_2d(bytes)?;
+    if !matches!(array.descr, "<f4" | "|f4") {
+        bail!(
+            "dtype {:.8}: only little-endian float32 ('<f4') is supported",
+            array.descr
+        );
+    }
+    check_size(array.rows, array.columns)?;
+    check_payload(&array, 4)?;
+    Vectors::new(array.columns, f32s(array.payload))
+}
+
+/// Exact neighbours from a file, by extension: `.ivecs` (per query a
+/// little-endian i32 count, then that many i32 ids, as TEXMEX ships its
+/// ground truth) or a 2-D `.npy` of int32 or int64 (queries × neighbours).
+/// Ids are row numbers of the stored vectors, best first.
+pub fn load_neighbours(path: &Path) -> Result<Neighbours> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let parse = match extension {
+        "npy" => parse_neighbours_npy,
+        "ivecs" => parse_ivecs,
+        _ => bail!(
+            "{}: unknown format (expected an .ivecs file or a .npy of int32/int64)",
+            path.display()
+        ),
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// Neighbours an id file may hold: ids per query times queries.
+pub const NEIGHBOURS_IDS_MAX: usize = 1 << 30;
+
+fn neighbour_id(value: i64, at: usize) -> Result<u64> {
+    u64::try_from(value).with_context(|| format!("entry {at} is {value}, not a row number"))
+}
+
+/// A 2-D int32 or int64 `.npy` of neighbour ids.
+pub fn parse_neighbours_npy(bytes: &[u8]) -> Result<Neighbours> {
+    let array = parse_npy_2d(bytes)?;
+    let element_bytes = match array.descr {
+        "<i4" => 4,
+        "<i8" | "<u8" => 8,
+        other => bail!("dtype {other:.8}: expected little-endian int32 or int64 ids"),
+    };
+    if array.rows == 0 || array.columns == 0 || array.rows * array.columns > NEIGHBOURS_IDS_MAX {
+        bail!(
+            "shape ({}, {}): expected [1, {NEIGHBOURS_IDS_MAX}] ids",
+            array.rows,
+            array.columns
+        );
+    }
+    check_payload(&array, element_bytes)?;
+    let ids = array
+        .payload
+        .chunks_exact(element_bytes)
+        .enumerate()
+        .map(|(at, b)| match array.descr {
+            "<i4" => neighbour_id(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])), at),
+            "<u8" => Ok(u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            _ => neighbour_id(i64::from_le_bytes(b.try_into().expect("8 bytes")), at),
+        })
+        .collect::<Result<_>>()?;
+    Ok(Neighbours {
+        k: array.columns,
+        ids,
+    })
+}
+
+/// The `.ivecs` format (TEXMEX ground truth): per query a little-endian i32
+/// count, then that many i32 ids; every query the same count.
+pub fn parse_ivecs(bytes: &[u8]) -> Result<Neighbours> {
+    let Some(first) = bytes.get(..4) else {
+        bail!("an empty .ivecs file");
+    };
+    let columns = i32::from_le_bytes([first[0], first[1], first[2], first[3]]);
+    let columns = usize::try_from(columns)
+        .ok()
+        .filter(|c| (1..=NEIGHBOURS_IDS_MAX).contains(c))
+        .with_context(|| format!("the first row has {columns} ids"))?;
+    let record_bytes = 4 + columns * 4;
+    if bytes.len() % record_bytes != 0 || bytes.len() / 4 > NEIGHBOURS_IDS_MAX {
+        bail!(
+            "{} bytes are not whole rows of {columns} ids (or are over {NEIGHBOURS_IDS_MAX} ids)",
+            bytes.len()
+        );
+    }
+    let mut ids = Vec::with_capacity(bytes.len() / record_bytes * columns);
+    for (row, record) in bytes.chunks_exact(record_bytes).enumerate() {
+        if record[..4] != first[..] {
+            bail!("row {row} has another id count than the first");
+        }
+        for (at, b) in record[4..].chunks_exact(4).enumerate() {
+            let value = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            ids.push(neighbour_id(i64::from(value), row * columns + at)?);
+        }
+    }
+    Ok(Neighbours { k: columns, ids })
 }
 
 /// The `.fvecs` format (TEXMEX, ann-benchmarks): per vector a little-endian
@@ -126,6 +254,11 @@ mod tests {
     use super::*;
 
     fn npy(header: &str, values: &[f32]) -> Vec<u8> {
+        let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        npy_bytes(header, &payload)
+    }
+
+    fn npy_bytes(header: &str, payload: &[u8]) -> Vec<u8> {
         let mut padded = header.to_string();
         while (10 + padded.len() + 1) % 64 != 0 {
             padded.push(' ');
@@ -135,9 +268,7 @@ mod tests {
         bytes.extend_from_slice(&[1, 0]);
         bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
         bytes.extend_from_slice(padded.as_bytes());
-        for v in values {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
+        bytes.extend_from_slice(payload);
         bytes
     }
 
@@ -169,5 +300,41 @@ mod tests {
         }
         assert_eq!(parse_fvecs(&fvecs).unwrap(), parsed);
         assert!(parse_fvecs(&fvecs[..fvecs.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn neighbours_from_ivecs_and_integer_npy_agree() {
+        let ids: [i32; 6] = [5, 1, 0, 2, 4, 3];
+        let mut ivecs = Vec::new();
+        for row in ids.chunks(3) {
+            ivecs.extend_from_slice(&3i32.to_le_bytes());
+            for id in row {
+                ivecs.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        let from_ivecs = parse_ivecs(&ivecs).unwrap();
+        assert_eq!(from_ivecs.k, 3);
+        assert_eq!(from_ivecs.of(1), &[2, 4, 3]);
+        assert!(parse_ivecs(&ivecs[..ivecs.len() - 4]).is_err());
+
+        let int32 = npy_bytes(
+            "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3), }",
+            &ids.iter().flat_map(|i| i.to_le_bytes()).collect::<Vec<_>>(),
+        );
+        let int64 = npy_bytes(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }",
+            &ids.iter()
+                .flat_map(|&i| i64::from(i).to_le_bytes())
+                .collect::<Vec<_>>(),
+        );
+        for bytes in [int32, int64] {
+            let parsed = parse_neighbours_npy(&bytes).unwrap();
+            assert_eq!((parsed.k, &parsed.ids), (from_ivecs.k, &from_ivecs.ids));
+        }
+        let negative = npy_bytes(
+            "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1), }",
+            &(-1i32).to_le_bytes(),
+        );
+        assert!(parse_neighbours_npy(&negative).is_err());
     }
 }

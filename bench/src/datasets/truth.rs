@@ -1,5 +1,7 @@
 //! Exact neighbours by brute force, and recall@k against them.
 
+use anyhow::{bail, Result};
+
 use super::{Metric, Vectors};
 
 /// Inner product; eight independent sums so the compiler can vectorise it
@@ -51,6 +53,26 @@ pub struct Neighbours {
 impl Neighbours {
     pub fn of(&self, query: usize) -> &[u64] {
         &self.ids[query * self.k..(query + 1) * self.k]
+    }
+
+    pub fn queries(&self) -> usize {
+        self.ids.len() / self.k.max(1)
+    }
+
+    /// The first `k` neighbours of the first `queries` queries (a ground-truth
+    /// file often holds 100 per query, for more queries than are run).
+    pub fn first(&self, queries: usize, k: usize) -> Result<Self> {
+        if queries > self.queries() || k > self.k {
+            bail!(
+                "the ground truth has {} neighbours for {} queries; {k} for {queries} are needed",
+                self.k,
+                self.queries()
+            );
+        }
+        let ids = (0..queries)
+            .flat_map(|q| self.of(q)[..k].iter().copied())
+            .collect();
+        Ok(Self { k, ids })
     }
 }
 
@@ -173,5 +195,9 @@ mod tests {
         };
         assert_eq!(recall_at_k(&truth, &[2, 1, 3, 4], 2), 1.0);
         assert_eq!(recall_at_k(&truth, &[2, 9, u64::MAX, 3], 2), 0.5);
+        let first = truth.first(1, 1).unwrap();
+        assert_eq!((first.k, first.ids), (1, vec![1]));
+        assert!(truth.first(3, 1).is_err());
+        assert!(truth.first(1, 3).is_err());
     }
 }

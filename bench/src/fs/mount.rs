@@ -165,9 +165,25 @@ pub struct VexfsMount {
 impl VexfsMount {
     /// Formats a new image of `size_bytes` in `scratch` and mounts it.
     pub fn create(binary: &Path, scratch: &Path, size_bytes: u64, keep: bool) -> Result<Self> {
+        let image = scratch.join("vexfs.img");
+        Self::create_on(binary, &image, Some(size_bytes), false, scratch, keep)
+    }
+
+    /// Formats `image` (created with `size_bytes` when given; `force`
+    /// overwrites a filesystem it holds) and mounts it on a directory in
+    /// `scratch`. `keep`: Drop leaves the image; it must be true for
+    /// anything this run did not create, a block device above all.
+    pub fn create_on(
+        binary: &Path,
+        image: &Path,
+        size_bytes: Option<u64>,
+        force: bool,
+        scratch: &Path,
+        keep: bool,
+    ) -> Result<Self> {
         let mut mount = Self {
             binary: binary.to_path_buf(),
-            image: scratch.join("vexfs.img"),
+            image: image.to_path_buf(),
             mountpoint: scratch.join("vexfs.mnt"),
             log: scratch.join("vexfs.log"),
             mounted: false,
@@ -176,13 +192,15 @@ impl VexfsMount {
         };
         std::fs::create_dir(&mount.mountpoint)
             .with_context(|| format!("creating {}", mount.mountpoint.display()))?;
-        run_tool(
-            Command::new(binary)
-                .arg("mkfs")
-                .arg(&mount.image)
-                .arg("--size")
-                .arg(size_bytes.to_string()),
-        )?;
+        let mut mkfs = Command::new(binary);
+        mkfs.arg("mkfs").arg(&mount.image);
+        if let Some(size_bytes) = size_bytes {
+            mkfs.arg("--size").arg(size_bytes.to_string());
+        }
+        if force {
+            mkfs.arg("--force");
+        }
+        run_tool(&mut mkfs)?;
         mount.mount()?;
         Ok(mount)
     }

@@ -1,6 +1,7 @@
-//! The timing loop both systems run: bulk insert in batches, one untimed
-//! first search, every query once (latency per query, recall against the
-//! exact neighbours), then the efSearch sweep.
+//! The timing loop both systems run: bulk insert in batches, one first
+//! search (timed on its own: VexFS builds its index there), then for each
+//! index setting every query once (latency per query, recall against the
+//! exact neighbours).
 
 use std::time::Instant;
 
@@ -42,12 +43,6 @@ pub struct SearchStats {
     pub recall_at_k: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct SweepPoint {
-    pub ef_search: u32,
-    pub search: SearchStats,
-}
-
 /// One row of the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct SystemResult {
@@ -58,8 +53,8 @@ pub struct SystemResult {
     pub first_search_ms: f64,
     /// Insert plus first search: from nothing to an answered query.
     pub ready_seconds: f64,
-    pub search: SearchStats,
-    pub ef_sweep: Vec<SweepPoint>,
+    /// One pass over the queries per index setting, in order.
+    pub settings: Vec<SearchStats>,
 }
 
 /// The same workload for every system.
@@ -68,16 +63,15 @@ pub(super) struct Workload<'a> {
     pub queries: &'a Vectors,
     pub truth: &'a Neighbours,
     pub k: usize,
-    pub ef_sweep: &'a [u32],
-    pub search_params: &'a str,
+    /// Search parameters of each setting (`efSearch=64`; empty: the index's default).
+    pub settings: &'a [String],
 }
 
 fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Insert everything, one untimed first search, every query once, then
-/// the efSearch sweep.
+/// Insert everything, one first search, then every query once per setting.
 pub(super) fn measure(
     system: &mut dyn VectorSystem,
     target: String,
@@ -89,7 +83,7 @@ pub(super) fn measure(
     let base = workload.base;
     let count = base.count();
     progress(&format!(
-        "vectors: {name}: insert {count} vectors in batches of {batch}"
+        "search: {name}: insert {count} vectors in batches of {batch}"
     ));
     let ids: Vec<u64> = (0..count as u64).collect();
     let mut batch_ns = new_histogram();
@@ -118,30 +112,29 @@ pub(super) fn measure(
     };
 
     progress(&format!(
-        "vectors: {name}: first search (builds or loads the index)"
+        "search: {name}: first search (builds or loads the index)"
     ));
     let mut scratch = vec![u64::MAX; workload.k];
     let first_started = Instant::now();
     system.search(workload.queries.row(0), &mut scratch)?;
     let first_search_ms = first_started.elapsed().as_secs_f64() * 1e3;
 
-    progress(&format!(
-        "vectors: {name}: {} queries, k = {}",
-        workload.queries.count(),
-        workload.k
-    ));
-    let search = search_all(system, workload, workload.search_params)?;
-    let mut ef_sweep = Vec::new();
-    for &ef_search in workload.ef_sweep {
-        let params = format!("efSearch={ef_search}");
-        progress(&format!("vectors: {name}: {params}"));
-        system.set_search_params(&params)?;
+    let mut settings = Vec::with_capacity(workload.settings.len());
+    for params in workload.settings {
+        progress(&format!(
+            "search: {name}: {} queries, k = {}, {}",
+            workload.queries.count(),
+            workload.k,
+            if params.is_empty() {
+                "default search parameters"
+            } else {
+                params
+            }
+        ));
+        system.set_search_params(params)?;
         // Untimed: a system that rereads its parameters does so here.
         system.search(workload.queries.row(0), &mut scratch)?;
-        ef_sweep.push(SweepPoint {
-            ef_search,
-            search: search_all(system, workload, &params)?,
-        });
+        settings.push(search_all(system, workload, params)?);
     }
     Ok(SystemResult {
         name,
@@ -149,8 +142,7 @@ pub(super) fn measure(
         insert,
         first_search_ms,
         ready_seconds: insert_seconds + first_search_ms / 1e3,
-        search,
-        ef_sweep,
+        settings,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The two systems the vector benchmark runs the same workload on: a vector
 //! file on a VexFS mount, driven by ioctls through FUSE, and the same faiss
 //! index built in this process. Both sit behind [`VectorSystem`], so the
-//! timing loop in `vectors.rs` is written once.
+//! timing loop in `measure.rs` is written once.
 
 use std::path::Path;
 
@@ -10,8 +10,8 @@ use faiss::index::autotune::ParameterSpace;
 use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 
-use super::client::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
 use crate::datasets::Metric;
+use crate::vectors::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
 
 /// What the timing loop asks of a system.
 pub trait VectorSystem {
@@ -102,7 +102,7 @@ pub fn search_type(metric: Metric) -> u32 {
 
 impl VectorSystem for VexfsSystem {
     fn name(&self) -> &'static str {
-        "VexFS (ioctl through FUSE)"
+        "VexFS (through FUSE)"
     }
 
     fn prepare(&mut self, _all_vectors: &[f32]) -> Result<()> {

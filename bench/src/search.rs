@@ -1,0 +1,356 @@
+//! `vexfs-bench search`: recall@k and QPS/latency of k-NN search across
+//! index settings, through a VexFS mount (ioctls through FUSE) and with the
+//! same faiss index in this process, on the same vectors, one client thread
+//! each: the difference is what the filesystem adds. Peers measured
+//! elsewhere are printed beside, labelled so.
+
+mod data;
+mod measure;
+mod options;
+mod report;
+mod systems;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::datasets::{Metric, Vectors};
+use crate::fs::catch_interrupts;
+use crate::vectors::{on_vexfs, remove_file, Place, VectorFile, XATTR_VALUE_BYTES_MAX};
+pub use data::{Data, DataSource, DatasetName};
+use measure::{measure, Workload};
+pub use measure::{InsertStats, SearchStats, SystemResult};
+pub use options::{command, Args};
+pub use report::{render_table, PeerFigure, PublishedFigure, ORIGINAL_PUBLISHED, PEERS};
+pub use systems::{
+    parse_search_params, single_threaded_faiss, FaissSystem, VectorSystem, VexfsSystem,
+};
+
+/// Queries one run may ask.
+pub const QUERIES_MAX: usize = 1_000_000;
+/// Vectors one run may store (the ioctl interface's per-file count is u32).
+pub const COUNT_MAX: usize = u32::MAX as usize;
+/// Index settings one sweep may measure.
+pub const SWEEP_POINTS_MAX: usize = 32;
+/// Below this many vectors the daemon's default index is exact (docs/VECTORS.md).
+pub const DEFAULT_INDEX_FLAT_BELOW: usize = 16_384;
+/// Image room per stored vector beyond its floats: id, index graph, slack.
+const IMAGE_BYTES_PER_VECTOR: u64 = 1024;
+const IMAGE_BYTES_SLACK: u64 = 128 << 20;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data: DataSource,
+    pub k: usize,
+    pub metric: Metric,
+    pub batch: usize,
+    /// Feed faiss in batches of `batch` too, instead of one add of everything.
+    pub faiss_batched: bool,
+    /// faiss index-factory string; `None`: the daemon's default for the count.
+    pub index: Option<String>,
+    /// Search parameters of the one setting measured without a sweep;
+    /// `None`: the daemon's default for the index.
+    pub search_params: Option<String>,
+    /// HNSW efSearch values to measure, one setting each.
+    pub ef_search: Vec<u32>,
+    /// IVF nprobe values to measure, one setting each.
+    pub nprobe: Vec<u32>,
+    pub place: Place,
+    /// Leave the vector file (and a scratch image) behind.
+    pub keep: bool,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<()> {
+        let k_max = vexfs_uapi::limits::SEARCH_K_MAX as usize;
+        if !(1..=k_max).contains(&self.k) {
+            bail!("--k {} is not in [1, {k_max}]", self.k);
+        }
+        let batch_max = vexfs_uapi::limits::BATCH_VECTORS_MAX as usize;
+        if !(1..=batch_max).contains(&self.batch) {
+            bail!("--batch {} is not in [1, {batch_max}]", self.batch);
+        }
+        self.data.validate()?;
+        for (flag, values) in [("--ef-search", &self.ef_search), ("--nprobe", &self.nprobe)] {
+            if values.contains(&0) {
+                bail!("{flag} values must be at least 1");
+            }
+            if values.len() > SWEEP_POINTS_MAX {
+                bail!("{flag}: at most {SWEEP_POINTS_MAX} values");
+            }
+        }
+        if !self.ef_search.is_empty() && !self.nprobe.is_empty() {
+            bail!("--ef-search and --nprobe: sweep one parameter at a time");
+        }
+        if let Some(index) = &self.index {
+            self.check_sweep_fits(index)?;
+        }
+        if let Some(params) = &self.search_params {
+            parse_search_params(params)?;
+        }
+        for (what, value) in [
+            ("--index", &self.index),
+            ("--search-params", &self.search_params),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() > XATTR_VALUE_BYTES_MAX)
+            {
+                bail!("{what} is longer than {XATTR_VALUE_BYTES_MAX} bytes");
+            }
+        }
+        Ok(())
+    }
+
+    fn check_sweep_fits(&self, index: &str) -> Result<()> {
+        if !self.ef_search.is_empty() && !index.contains("HNSW") {
+            bail!("--ef-search needs an HNSW index (--index HNSW32), not {index:?}");
+        }
+        if !self.nprobe.is_empty() && !index.contains("IVF") {
+            bail!("--nprobe needs an IVF index (--index IVF256,Flat), not {index:?}");
+        }
+        Ok(())
+    }
+
+    /// The search parameters of every setting measured, in order.
+    fn settings(&self, index: &str) -> Vec<String> {
+        if !self.ef_search.is_empty() {
+            return self
+                .ef_search
+                .iter()
+                .map(|ef| format!("efSearch={ef}"))
+                .collect();
+        }
+        if !self.nprobe.is_empty() {
+            return self.nprobe.iter().map(|n| format!("nprobe={n}")).collect();
+        }
+        vec![self
+            .search_params
+            .clone()
+            .unwrap_or_else(|| default_search_params(index).to_string())]
+    }
+}
+
+/// The daemon's default index for a file of `count` vectors (docs/VECTORS.md).
+pub fn default_index(count: usize) -> &'static str {
+    if count < DEFAULT_INDEX_FLAT_BELOW {
+        "Flat"
+    } else {
+        "HNSW32"
+    }
+}
+
+/// The daemon's default search parameters for `index` (faiss's own default
+/// efSearch is 16; the daemon's is 64, so faiss in-process is told so).
+pub fn default_search_params(index: &str) -> &'static str {
+    if index.contains("HNSW") {
+        "efSearch=64"
+    } else {
+        ""
+    }
+}
+
+/// The whole run, as `--json` prints it and `--out` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchRun {
+    pub benchmark: &'static str,
+    pub dataset: String,
+    pub count: usize,
+    pub dims: usize,
+    pub queries: usize,
+    pub k: usize,
+    pub metric: Metric,
+    pub batch: usize,
+    pub index: String,
+    /// Where the exact neighbours came from: computed here, or a file.
+    pub ground_truth: String,
+    /// Search parameters of each setting, in the order measured.
+    pub settings: Vec<String>,
+    pub vexfs: SystemResult,
+    pub faiss: SystemResult,
+    /// The original VexFS's published figures and its own competitor runs.
+    pub original_published: &'static [PublishedFigure],
+    /// Figures from BRIEF.md, measured separately on this machine: not this run.
+    pub peers_measured_separately: &'static [PeerFigure],
+    /// The recall-vs-QPS plot, with --out.
+    pub plot: Vec<PathBuf>,
+    pub kept: Option<PathBuf>,
+}
+
+/// Measures VexFS through the mount, then faiss in this process.
+pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun> {
+    config.validate()?;
+    config.place.check_prerequisites()?;
+    catch_interrupts();
+
+    progress("search: generating or loading the data set");
+    let data = config.data.load(config.k, config.metric, progress)?;
+    let (base, queries) = (&data.base, &data.queries);
+    if base.count() > COUNT_MAX || queries.count() > QUERIES_MAX {
+        bail!(
+            "{} vectors and {} queries: over the limits",
+            base.count(),
+            queries.count()
+        );
+    }
+    let index = config
+        .index
+        .clone()
+        .unwrap_or_else(|| default_index(base.count()).to_string());
+    config.check_sweep_fits(&index)?;
+    let settings = config.settings(&index);
+    let workload = Workload {
+        base,
+        queries,
+        truth: &data.truth,
+        k: config.k,
+        settings: &settings,
+    };
+
+    let (vexfs, kept) = run_vexfs(config, &workload, &index, progress)?;
+
+    progress("search: faiss in this process, one OpenMP thread");
+    single_threaded_faiss();
+    let mut faiss = FaissSystem::new(base.dims(), config.metric, &index, &settings[0])?;
+    // faiss's HNSW builds a worse graph when fed small batches than from one
+    // add; VexFS builds its index from all stored vectors at the first search.
+    let faiss_batch = if config.faiss_batched {
+        config.batch
+    } else {
+        base.count()
+    };
+    let faiss = measure(
+        &mut faiss,
+        "this process".to_string(),
+        &workload,
+        faiss_batch,
+        progress,
+    )?;
+
+    Ok(SearchRun {
+        benchmark: "search",
+        dataset: data.name.clone(),
+        count: base.count(),
+        dims: base.dims(),
+        queries: queries.count(),
+        k: config.k,
+        metric: config.metric,
+        batch: config.batch,
+        index,
+        ground_truth: data.truth_source.clone(),
+        settings,
+        vexfs,
+        faiss,
+        original_published: ORIGINAL_PUBLISHED,
+        peers_measured_separately: PEERS,
+        plot: Vec::new(),
+        kept,
+    })
+}
+
+/// Mounts a fresh image (or uses the user's mount) and measures VexFS.
+/// Returns where the vector file (or the scratch image) was kept, with --keep.
+fn run_vexfs(
+    config: &Config,
+    workload: &Workload,
+    index: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(SystemResult, Option<PathBuf>)> {
+    let file_name = format!("vexfs-bench-search.{}", std::process::id());
+    let vector_bytes = workload.base.as_slice().len() as u64 * 4;
+    let size_bytes = 4 * vector_bytes
+        + workload.base.count() as u64 * IMAGE_BYTES_PER_VECTOR
+        + IMAGE_BYTES_SLACK;
+    let mut kept_file = None;
+    let (result, kept_image) = on_vexfs(
+        &config.place,
+        "search",
+        size_bytes,
+        config.keep,
+        progress,
+        |root, description, progress| {
+            let path = root.join(&file_name);
+            let result =
+                measure_vexfs_file(&path, config, workload, index, progress).map(|mut r| {
+                    r.target = format!("{}: {description}", path.display());
+                    r
+                });
+            if config.keep {
+                kept_file = Some(path);
+            } else {
+                remove_file(&path);
+            }
+            result
+        },
+    )?;
+    let kept = match &config.place {
+        Place::Mounted(_) => kept_file,
+        Place::Scratch { .. } => kept_image,
+    };
+    Ok((result, kept))
+}
+
+fn measure_vexfs_file(
+    path: &Path,
+    config: &Config,
+    workload: &Workload,
+    index: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SystemResult> {
+    let dims = u32::try_from(workload.base.dims()).context("dimensions")?;
+    let mut vexfs = VexfsSystem::create(path, dims, config.metric, index, &workload.settings[0])?;
+    let result = measure(
+        &mut vexfs,
+        path.display().to_string(),
+        workload,
+        config.batch,
+        progress,
+    )?;
+    let meta = vexfs
+        .file()
+        .get_meta()
+        .context("VEXFS_IOC_GET_VECTOR_META")?;
+    if meta.vector_count as usize != workload.base.count() || meta.dimensions != dims {
+        bail!(
+            "GET_VECTOR_META says {} vectors of {} dimensions; {} of {dims} were inserted",
+            meta.vector_count,
+            meta.dimensions,
+            workload.base.count()
+        );
+    }
+    check_round_trip(vexfs.file(), workload.base)?;
+    Ok(result)
+}
+
+/// After the measurements: a few vectors come back bit for bit, and
+/// deleting them removes exactly them.
+fn check_round_trip(file: &VectorFile, base: &Vectors) -> Result<()> {
+    let count = base.count();
+    let mut ids = vec![0, count as u64 / 2, count as u64 - 1];
+    ids.dedup();
+    let dims = base.dims();
+    let mut fetched = vec![0f32; ids.len() * dims];
+    file.get_vectors(&ids, dims as u32, &mut fetched)
+        .context("VEXFS_IOC_GET_VECTORS")?;
+    for (id, got) in ids.iter().zip(fetched.chunks_exact(dims)) {
+        let stored = base.row(*id as usize);
+        if got
+            .iter()
+            .zip(stored)
+            .any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            bail!("GET_VECTORS returned another vector than was inserted under id {id}");
+        }
+    }
+    let deleted = file.delete(&ids).context("VEXFS_IOC_DELETE_VECTORS")?;
+    let left = file.get_meta().context("VEXFS_IOC_GET_VECTOR_META")?;
+    if deleted as usize != ids.len() || left.vector_count as usize != count - ids.len() {
+        bail!(
+            "DELETE_VECTORS of {} ids deleted {deleted}, leaving {} of {count}",
+            ids.len(),
+            left.vector_count
+        );
+    }
+    Ok(())
+}

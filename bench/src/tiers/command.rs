@@ -1,0 +1,121 @@
+//! The `vexfs-bench tiers` command line: flags, progress, output.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vexfs_engine::parse_size;
+
+use super::{
+    default_tiers, parse_tier, render_table, run, write_outputs, Config, Outcome, TierSpec,
+    TierStatus, Workload,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A tier as NAME=PATH, repeatable: PATH is `ram:[SIZE]`, `tmpfs:`, a
+    /// directory (a file of --size is created in it and removed after), an
+    /// existing file or a block device. Default: ram=ram: tmpfs=tmpfs: disk=/var/tmp.
+    #[arg(long = "tier", value_name = "NAME=PATH", value_parser = parse_tier)]
+    tiers: Vec<TierSpec>,
+    /// Seconds per workload (fractions allowed), at most 600.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Bytes of each tier the workloads cover (K, M, G, T suffixes), 64M to 1T.
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    size: u64,
+    /// Directory for tiers.json, hlog/, plots/ (created if missing).
+    #[arg(long, default_value = "vexfs-bench-tiers")]
+    out: PathBuf,
+    /// Allow writes (raw workloads, mkfs) to block devices and existing
+    /// files, and measure devices that hold a filesystem: their data is lost.
+    #[arg(long)]
+    destructive: bool,
+    /// Print tiers.json on stdout (and nothing else there).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| e.to_string())
+}
+
+pub fn command(args: Args) -> Result<()> {
+    let tiers = if args.tiers.is_empty() {
+        default_tiers(args.size)
+    } else {
+        args.tiers
+    };
+    let config = Config {
+        tiers,
+        seconds: args.seconds,
+        size_bytes: args.size,
+        out: args.out,
+        destructive: args.destructive,
+        vexfs_binary: std::env::current_exe()
+            .context("locating vexfs-bench")?
+            .with_file_name("vexfs"),
+    };
+    config.validate()?;
+    let steps = (config.tiers.len() * Workload::ALL.len()) as u64;
+    // A bar on a terminal; plain lines on a redirected stderr unless --json
+    // asked for quiet; stdout carries only the table or the JSON.
+    let terminal = std::io::stderr().is_terminal();
+    let bar = if terminal {
+        ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
+            .expect("valid progress template"),
+    );
+    let lines = !terminal && !args.json;
+    let mut started = false;
+    let mut step = |at: Option<(&str, Workload)>| {
+        if started {
+            bar.inc(1);
+        }
+        started = true;
+        match at {
+            Some((tier, workload)) => {
+                let message = format!("{tier}: {}", workload.label());
+                if lines {
+                    eprintln!("tiers: {message}");
+                }
+                bar.set_message(message);
+            }
+            None => bar.finish_and_clear(),
+        }
+    };
+    let mut run = run(&config, &mut step)?;
+    bar.finish_and_clear();
+    let written = write_outputs(&mut run, &config.out)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&run)?);
+    } else {
+        print!("{}", render_table(&run));
+        println!("\nwritten under {}:", config.out.display());
+        for path in &written {
+            let shown = path.strip_prefix(&config.out).unwrap_or(path);
+            println!("  {}", shown.display());
+        }
+    }
+    let failed: Vec<String> = run
+        .tiers
+        .iter()
+        .filter(|tier| matches!(tier.status, TierStatus::Failed { .. }))
+        .map(|tier| tier.name.clone())
+        .chain(run.tiers.iter().flat_map(|tier| {
+            tier.workloads.iter().filter_map(move |w| match &w.outcome {
+                Outcome::Failed { .. } => Some(format!("{} {}", tier.name, w.label)),
+                _ => None,
+            })
+        }))
+        .collect();
+    if !failed.is_empty() {
+        bail!("failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
