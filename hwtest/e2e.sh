@@ -23,7 +23,7 @@
 #                      temporary directory, removed at the end)
 #   HWTEST_TIMEOUT_S   limit for each long command (default 300 s: the TCG
 #                      guest is slow); short ones get HWTEST_TIMEOUT_SHORT_S (60)
-#   VEXFS_UBLK VEXFS_HWTEST VEXFS VEXFS_EXAMPLE MKFS_EXT4 E2FSCK
+#   VEXFS_UBLK VEXFS_HWTEST VEXFS VEXFS_EXAMPLE MKFS_EXT4 E2FSCK VEXFS_BENCH
 #                      the programs (default: found in PATH)
 set -u
 
@@ -31,6 +31,7 @@ VEXFS_UBLK=${VEXFS_UBLK:-vexfs-ublk}
 VEXFS_HWTEST=${VEXFS_HWTEST:-vexfs-hwtest}
 VEXFS=${VEXFS:-vexfs}
 VEXFS_EXAMPLE=${VEXFS_EXAMPLE:-vexfs_example}
+VEXFS_BENCH=${VEXFS_BENCH:-vexfs-bench}
 MKFS_EXT4=${MKFS_EXT4:-mkfs.ext4}
 E2FSCK=${E2FSCK:-e2fsck}
 
@@ -325,7 +326,20 @@ step1_ublk_verify() {
 		fail "$STEP1_DEVICE: vexfs-ublk list does not show it"
 		return
 	}
-	pass "$STEP1_DEVICE over $IMAGE: O_DIRECT write+verify of $VERIFY_BYTES at depths $VERIFY_DEPTHS, blocks $VERIFY_BLOCK_SIZES; listed"
+	# The engine benchmark takes the device like any other block device.
+	# Only that it runs without errors is checked: timings here are TCG's.
+	bench_json=$WORK/bench.json
+	run_out "$bench_json" "$TIMEOUT_LONG_S" "$VEXFS_BENCH" engine --path "$STEP1_DEVICE" \
+		--pattern randread --qd 8 --seconds 1 --json || {
+		fail "$STEP1_DEVICE: vexfs-bench engine $RUN_RESULT"
+		return
+	}
+	bench_ios=$(grep -o '"ios":[0-9]*' "$bench_json" | cut -d: -f2)
+	grep -q '"errors":0,' "$bench_json" && [ "${bench_ios:-0}" -gt 0 ] || {
+		fail "$STEP1_DEVICE: vexfs-bench engine reported errors or no I/O: $(cat "$bench_json")"
+		return
+	}
+	pass "$STEP1_DEVICE over $IMAGE: O_DIRECT write+verify of $VERIFY_BYTES at depths $VERIFY_DEPTHS, blocks $VERIFY_BLOCK_SIZES; listed; vexfs-bench engine: $bench_ios reads, 0 errors"
 }
 
 step2_ext4() {
