@@ -99,7 +99,7 @@ fn measures_ram_and_a_file_tier_side_by_side_and_leaves_nothing_behind() {
                 .clone()
         };
         let mut expected_ok: Vec<&str> = RAW_WORKLOADS.to_vec();
-        if fuse && tier["name"] == "file" {
+        if fuse {
             expected_ok.extend(FS_WORKLOADS);
         } else {
             for key in FS_WORKLOADS {

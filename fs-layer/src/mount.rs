@@ -16,6 +16,7 @@ use vexfs_engine::{open_backing, UringOptions};
 
 use crate::fs::{Fs, MountOptions};
 use crate::fuse::VexFuse;
+use crate::mkfs::{mkfs, MkfsOptions};
 
 /// How often the daemon commits on its own, bounding what a crash loses
 /// from files nobody fsync'ed (ext4's default too).
@@ -192,6 +193,21 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
     };
     let dev = open_backing(&request.device, options)
         .with_context(|| format!("opening {}", request.device))?;
+    // A RAM device is blank each time it is opened, and lives as long as
+    // this daemon: it is formatted here, and its files go with the unmount
+    // (like tmpfs).
+    if request.device.starts_with("ram:") {
+        if request.read_only {
+            bail!("-o ro: a RAM device starts empty; there is nothing to mount read-only");
+        }
+        let options = MkfsOptions {
+            label: String::new(),
+            force: false,
+            root_uid: 0,
+            root_gid: 0,
+        };
+        mkfs(dev.as_ref(), &options).with_context(|| format!("formatting {}", request.device))?;
+    }
     let fs = Fs::open(
         dev,
         &MountOptions {

@@ -205,6 +205,25 @@ impl VexfsMount {
         Ok(mount)
     }
 
+    /// Mounts VexFS on a RAM device (`ram:SIZE`): the daemon formats it at
+    /// mount, and it goes with the unmount.
+    pub fn create_on_ram(binary: &Path, size_bytes: u64, scratch: &Path) -> Result<Self> {
+        let mut mount = Self {
+            binary: binary.to_path_buf(),
+            image: PathBuf::from(format!("ram:{size_bytes}")),
+            mountpoint: scratch.join("vexfs.mnt"),
+            log: scratch.join("vexfs.log"),
+            mounted: false,
+            daemon: None,
+            // Nothing on disk to remove.
+            keep: true,
+        };
+        std::fs::create_dir(&mount.mountpoint)
+            .with_context(|| format!("creating {}", mount.mountpoint.display()))?;
+        mount.mount()?;
+        Ok(mount)
+    }
+
     fn mount(&mut self) -> Result<()> {
         let mut command = Command::new(&self.binary);
         command.arg("mount").arg(&self.image).arg(&self.mountpoint);

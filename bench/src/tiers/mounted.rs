@@ -30,9 +30,6 @@ pub const SEARCH_K: usize = 10;
 pub const SEARCH_QUERIES: usize = 200;
 const SEED: u64 = 42;
 
-/// Why the filesystem workloads cannot run on the RAM tier.
-pub const RAM_UNSUPPORTED: &str = "VexFS cannot run on the RAM tier yet: `vexfs mount ram:SIZE` gives its daemon a new, unformatted RAM device and fs-layer has no format-at-mount";
-
 /// One outcome per workload in `workloads`, in order. Fails only when cleaning up fails.
 pub fn run(
     target: &Target,
@@ -49,29 +46,31 @@ pub fn run(
             })
             .collect())
     };
-    if target.kind == Kind::Ram {
-        return skip(RAM_UNSUPPORTED.to_string());
-    }
     if !target.writable() {
         return skip(format!("mkfs: {}", target.write_refusal()));
     }
-    let Some(image) = target.path.as_deref() else {
+    if target.kind != Kind::Ram && target.path.is_none() {
         return skip("no file or device to format".to_string());
-    };
+    }
     if let Some(missing) = missing_prerequisites(config) {
         return skip(format!("needs {missing}"));
     }
     let scratch = Scratch::create(&config.out, &format!("tier-{tier}"), false)?;
     // keep: never remove the image from here; a file this run created is
     // the tier's own and goes with it, a device or user's file stays.
-    let mount = match VexfsMount::create_on(
-        &config.vexfs_binary,
-        image,
-        None,
-        config.destructive,
-        &scratch.path,
-        true,
-    ) {
+    let mounted = match target.path.as_deref() {
+        // The daemon formats a RAM device itself (it is blank at every open).
+        None => VexfsMount::create_on_ram(&config.vexfs_binary, target.region_bytes, &scratch.path),
+        Some(image) => VexfsMount::create_on(
+            &config.vexfs_binary,
+            image,
+            None,
+            config.destructive,
+            &scratch.path,
+            true,
+        ),
+    };
+    let mount = match mounted {
         Ok(mount) => mount,
         Err(error) => {
             remove_log(&scratch.path);
