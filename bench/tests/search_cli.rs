@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{bench, build_vexfs, mounted_under, Scratch};
+use common::{bench, build_vexfs, run_json_leaving_nothing, Scratch};
 use serde_json::Value;
 
 fn can_mount() -> bool {
@@ -25,23 +25,7 @@ fn run_search(name: &str, args: &[&str]) -> Value {
     let dir = scratch.0.to_str().unwrap();
     let mut all = vec!["search", "--dir", dir, "--json"];
     all.extend_from_slice(args);
-    let output = bench(&all);
-    assert!(
-        output.status.success(),
-        "vexfs-bench {all:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
-    assert!(
-        mounted_under(&scratch.0).is_empty(),
-        "{:?}",
-        mounted_under(&scratch.0)
-    );
-    let left: Vec<_> = std::fs::read_dir(&scratch.0).unwrap().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    report
+    run_json_leaving_nothing(&all, &scratch.0)
 }
 
 fn number(value: &Value, key: &str) -> f64 {

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bench, build_vexfs, mounted_under, Scratch};
+use common::{bench, build_vexfs, run_json_leaving_nothing, Scratch};
 use serde_json::Value;
 
 fn can_mount() -> bool {
@@ -48,22 +48,7 @@ fn every_cell_of_a_small_matrix_is_measured_without_errors() {
         "--out",
         out.0.to_str().unwrap(),
     ];
-    let output = bench(&args);
-    assert!(
-        output.status.success(),
-        "vexfs-bench {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
-    assert!(
-        mounted_under(&scratch.0).is_empty(),
-        "{:?}",
-        mounted_under(&scratch.0)
-    );
-    let left: Vec<_> = std::fs::read_dir(&scratch.0).unwrap().collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let report = run_json_leaving_nothing(&args, &scratch.0);
 
     let written = out.0.join("vectors.json");
     let from_file: Value =

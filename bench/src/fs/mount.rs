@@ -181,17 +181,7 @@ impl VexfsMount {
         scratch: &Path,
         keep: bool,
     ) -> Result<Self> {
-        let mut mount = Self {
-            binary: binary.to_path_buf(),
-            image: image.to_path_buf(),
-            mountpoint: scratch.join("vexfs.mnt"),
-            log: scratch.join("vexfs.log"),
-            mounted: false,
-            daemon: None,
-            keep,
-        };
-        std::fs::create_dir(&mount.mountpoint)
-            .with_context(|| format!("creating {}", mount.mountpoint.display()))?;
+        let mut mount = Self::unmounted(binary, image.to_path_buf(), scratch, keep)?;
         let mut mkfs = Command::new(binary);
         mkfs.arg("mkfs").arg(&mount.image);
         if let Some(size_bytes) = size_bytes {
@@ -208,19 +198,26 @@ impl VexfsMount {
     /// Mounts VexFS on a RAM device (`ram:SIZE`): the daemon formats it at
     /// mount, and it goes with the unmount.
     pub fn create_on_ram(binary: &Path, size_bytes: u64, scratch: &Path) -> Result<Self> {
-        let mut mount = Self {
+        // keep: nothing on disk to remove.
+        let image = PathBuf::from(format!("ram:{size_bytes}"));
+        let mut mount = Self::unmounted(binary, image, scratch, true)?;
+        mount.mount()?;
+        Ok(mount)
+    }
+
+    /// The mount's state before `mount`, with its mountpoint created in `scratch`.
+    fn unmounted(binary: &Path, image: PathBuf, scratch: &Path, keep: bool) -> Result<Self> {
+        let mount = Self {
             binary: binary.to_path_buf(),
-            image: PathBuf::from(format!("ram:{size_bytes}")),
+            image,
             mountpoint: scratch.join("vexfs.mnt"),
             log: scratch.join("vexfs.log"),
             mounted: false,
             daemon: None,
-            // Nothing on disk to remove.
-            keep: true,
+            keep,
         };
         std::fs::create_dir(&mount.mountpoint)
             .with_context(|| format!("creating {}", mount.mountpoint.display()))?;
-        mount.mount()?;
         Ok(mount)
     }
 

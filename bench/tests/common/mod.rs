@@ -86,3 +86,26 @@ pub fn mounted_under(dir: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Runs the binary with `args` (which must include `--json`), checks that
+/// it succeeded and printed exactly one JSON object, and that nothing is
+/// left mounted under or inside `scratch`; returns the object.
+pub fn run_json_leaving_nothing(args: &[&str], scratch: &Path) -> serde_json::Value {
+    let output = bench(args);
+    assert!(
+        output.status.success(),
+        "vexfs-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    assert!(
+        mounted_under(scratch).is_empty(),
+        "{:?}",
+        mounted_under(scratch)
+    );
+    let left: Vec<_> = std::fs::read_dir(scratch).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    report
+}
