@@ -92,12 +92,12 @@ fn push_line(out: &mut String, line: &str) {
 fn insert_row(result: &SystemResult) -> String {
     let lat = &result.insert.batch_lat_us;
     format!(
-        "{:<LABEL_WIDTH$}{:>12.0}{:>10.1}{:>10.1}{:>10.1}{:>15.1}{:>9.3}",
+        "{:<LABEL_WIDTH$}{:>12.0} {:>10.2} {:>10.2} {:>10.2} {:>14.1} {:>8.3}",
         result.name,
         result.insert.vectors_per_s,
-        lat.p50,
-        lat.p99,
-        lat.max,
+        lat.p50 / 1000.0,
+        lat.p99 / 1000.0,
+        lat.max / 1000.0,
         result.first_search_ms,
         result.ready_seconds,
     )
@@ -106,7 +106,7 @@ fn insert_row(result: &SystemResult) -> String {
 fn search_cells(search: &SearchStats) -> String {
     let lat = &search.lat_us;
     format!(
-        "{:>10.1}{:>10.4}{:>9.1}{:>9.1}{:>10.1}{:>10.1}",
+        "{:>10.1} {:>9.4} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
         search.qps, search.recall_at_k, lat.p50, lat.p99, lat.p999, lat.max
     )
 }
@@ -126,8 +126,8 @@ pub fn render_table(run: &SearchRun) -> String {
     push_line(
         &mut out,
         &format!(
-            "{:<LABEL_WIDTH$}{:>12}{:>10}{:>10}{:>10}{:>15}{:>9}",
-            "insert", "vectors/s", "p50 µs", "p99 µs", "max µs", "1st search ms", "ready s"
+            "{:<LABEL_WIDTH$}{:>12} {:>10} {:>10} {:>10} {:>14} {:>8}",
+            "insert", "vectors/s", "p50 ms", "p99 ms", "max ms", "1st search ms", "ready s"
         ),
     );
     push_line(&mut out, &insert_row(&run.vexfs));
@@ -151,7 +151,7 @@ pub fn render_table(run: &SearchRun) -> String {
     push_line(
         &mut out,
         &format!(
-            "{:<SETTING_WIDTH$}|{:>10}{:>10}{:>9}{:>9}{:>10}{:>10} |{:>10}{:>10}{:>9}{:>9}{:>10}{:>10} |{:>8}",
+            "{:<SETTING_WIDTH$}|{:>10} {:>9} {:>8} {:>8} {:>9} {:>9} |{:>10} {:>9} {:>8} {:>8} {:>9} {:>9} |{:>8}",
             "setting",
             "VexFS QPS",
             &recall,
@@ -331,5 +331,30 @@ mod tests {
             .find(|l| l.starts_with("efSearch=64"))
             .unwrap();
         assert!(row.trim_end().ends_with("0.50"), "{row}");
+    }
+
+    #[test]
+    fn wide_numbers_stay_in_their_own_columns() {
+        // An HNSW build inside one 10,000-vector add: 153 vectors/s, 65 s per batch.
+        let mut slow = system("faiss in-process", 0.5);
+        slow.insert.vectors_per_s = 153.0;
+        slow.insert.batch_lat_us = Percentiles {
+            p50: 65_263_370.2,
+            p99: 65_263_370.2,
+            max: 65_263_370.2,
+            ..Default::default()
+        };
+        let row = insert_row(&slow);
+        let fields: Vec<&str> = row.split_whitespace().skip(2).collect();
+        assert_eq!(
+            fields,
+            ["153", "65263.37", "65263.37", "65263.37", "5.0", "1.005"]
+        );
+        let cells: Vec<String> = search_cells(&slow.settings[1])
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(cells.len(), 6, "{cells:?}");
+        assert_eq!(cells[2], "2000000.0");
     }
 }
