@@ -1,7 +1,7 @@
 //! The `vexfs-bench tiers` command line: flags, progress, output.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -97,9 +97,8 @@ pub fn command(args: Args) -> Result<()> {
     } else {
         print!("{}", render_table(&run));
         println!("\nwritten under {}:", config.out.display());
-        for path in &written {
-            let shown = path.strip_prefix(&config.out).unwrap_or(path);
-            println!("  {}", shown.display());
+        for line in written_summary(&written, &config.out) {
+            println!("  {line}");
         }
     }
     let failed: Vec<String> = run
@@ -118,4 +117,68 @@ pub fn command(args: Args) -> Result<()> {
         bail!("failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// One line per directory of what was written (30 interval logs would
+/// otherwise bury the table): its files, or the first and last of many.
+fn written_summary(written: &[PathBuf], out: &Path) -> Vec<String> {
+    let mut by_dir: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for path in written {
+        let shown = path.strip_prefix(out).unwrap_or(path);
+        let dir = shown.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = shown
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        match by_dir.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, names)) => names.push(name),
+            None => by_dir.push((dir, vec![name])),
+        }
+    }
+    by_dir
+        .into_iter()
+        .flat_map(|(dir, names)| {
+            let prefix = if dir.as_os_str().is_empty() {
+                String::new()
+            } else {
+                format!("{}/", dir.display())
+            };
+            if names.len() <= 3 {
+                names
+                    .into_iter()
+                    .map(|name| format!("{prefix}{name}"))
+                    .collect::<Vec<_>>()
+            } else {
+                vec![format!(
+                    "{prefix}: {} files, {} … {}",
+                    names.len(),
+                    names[0],
+                    names[names.len() - 1]
+                )]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_files_in_one_directory_become_one_line() {
+        let out = Path::new("/o");
+        let written: Vec<PathBuf> = ["hlog/a.hlog", "hlog/b.hlog", "hlog/c.hlog", "hlog/d.hlog"]
+            .iter()
+            .chain(&["plots/t.png", "plots/t.svg", "tiers.json"])
+            .map(|p| out.join(p))
+            .collect();
+        assert_eq!(
+            written_summary(&written, out),
+            [
+                "hlog/: 4 files, a.hlog … d.hlog",
+                "plots/t.png",
+                "plots/t.svg",
+                "tiers.json"
+            ]
+        );
+    }
 }
