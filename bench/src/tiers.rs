@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::fio::FioResult;
 use crate::fs::{catch_interrupts, check_interrupted};
 use crate::latency::Percentiles;
 pub use command::{command, Args};
@@ -50,6 +51,8 @@ pub struct Config {
     pub destructive: bool,
     /// The `vexfs` binary (mkfs, mount).
     pub vexfs_binary: PathBuf,
+    /// Run fio with each raw workload's shape on each file or device tier too.
+    pub compare_fio: bool,
 }
 
 impl Config {
@@ -81,6 +84,21 @@ impl Config {
 
     fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.seconds)
+    }
+
+    /// How many times `step` will be told of a workload, for a progress bar:
+    /// every workload on every tier, and fio's runs where there are any.
+    pub fn steps(&self) -> usize {
+        let fio_tiers = if self.compare_fio {
+            self.tiers
+                .iter()
+                .filter(|t| !matches!(t.place, Where::Ram(_)))
+                .count()
+        } else {
+            0
+        };
+        let fio_workloads = Workload::ALL.iter().filter(|w| w.fio_equivalent()).count();
+        self.tiers.len() * Workload::ALL.len() + fio_tiers * fio_workloads
     }
 }
 
@@ -192,6 +210,12 @@ impl Workload {
         )
     }
 
+    /// Raw I/O workloads that fio can run with the same shape (not the
+    /// flush, whose write fio would time with it).
+    pub fn fio_equivalent(self) -> bool {
+        !self.through_fs() && self != Workload::Flush4k
+    }
+
     pub fn through_fs(self) -> bool {
         matches!(
             self,
@@ -299,6 +323,17 @@ pub struct WorkloadReport {
     pub unit: &'static str,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// fio with the same shape on the same file or device (--compare-fio).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fio: Option<FioOutcome>,
+}
+
+/// How fio's run of a workload went.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum FioOutcome {
+    Ok(FioResult),
+    Failed { error: String },
 }
 
 #[derive(Serialize)]
@@ -340,8 +375,8 @@ pub struct TiersRun {
     pub tiers: Vec<TierReport>,
 }
 
-/// Told (tier, workload) before each workload, and None after the last.
-pub type Step<'a> = dyn FnMut(Option<(&str, Workload)>) + 'a;
+/// Told (tier, what runs next) before each workload, and None after the last.
+pub type Step<'a> = dyn FnMut(Option<(&str, &str)>) + 'a;
 
 /// Measures every tier in turn; absent or refused tiers become rows that say so.
 /// `step` is called before each workload with (tier, workload) and after the last with None.
@@ -394,9 +429,10 @@ fn measure_tier(config: &Config, spec: &TierSpec, step: &mut Step) -> Result<Tie
     report.target = Some(target.describe());
     let duration = config.duration();
     for workload in Workload::ALL.into_iter().filter(|w| !w.through_fs()) {
-        step(Some((&spec.name, workload)));
+        step(Some((&spec.name, workload.label())));
         check_interrupted()?;
-        let outcome = if workload.writes() && !target.writable() {
+        let refused = workload.writes() && !target.writable();
+        let outcome = if refused {
             Outcome::Skipped {
                 reason: target.write_refusal(),
             }
@@ -408,11 +444,27 @@ fn measure_tier(config: &Config, spec: &TierSpec, step: &mut Step) -> Result<Tie
                 },
             }
         };
+        let mut fio = None;
+        if config.compare_fio && workload.fio_equivalent() && target.path.is_some() {
+            step(Some((&spec.name, &format!("fio {}", workload.label()))));
+            check_interrupted()?;
+            fio = if refused {
+                None
+            } else {
+                raw::fio(&target, workload, duration).map(|ran| match ran {
+                    Ok(result) => FioOutcome::Ok(result),
+                    Err(error) => FioOutcome::Failed {
+                        error: format!("{error:#}"),
+                    },
+                })
+            };
+        }
         report.workloads.push(WorkloadReport {
             workload,
             label: workload.label(),
             unit: workload.unit(),
             outcome,
+            fio,
         });
     }
     let fs_workloads: Vec<Workload> = Workload::ALL
@@ -420,7 +472,7 @@ fn measure_tier(config: &Config, spec: &TierSpec, step: &mut Step) -> Result<Tie
         .filter(|w| w.through_fs())
         .collect();
     let outcomes = mounted::run(&target, &spec.name, config, &fs_workloads, &mut |w| {
-        step(Some((&spec.name, w)))
+        step(Some((&spec.name, w.label())))
     })?;
     for (workload, outcome) in fs_workloads.into_iter().zip(outcomes) {
         report.workloads.push(WorkloadReport {
@@ -428,6 +480,7 @@ fn measure_tier(config: &Config, spec: &TierSpec, step: &mut Step) -> Result<Tie
             label: workload.label(),
             unit: workload.unit(),
             outcome,
+            fio: None,
         });
     }
     target.finish()?;
@@ -458,6 +511,7 @@ mod tests {
             out: PathBuf::from("/tmp"),
             destructive: false,
             vexfs_binary: PathBuf::from("vexfs"),
+            compare_fio: false,
         };
         assert!(config.validate().is_ok());
         let error = Config {

@@ -159,6 +159,53 @@ fn flat_through_the_mount_is_exact() {
     }
 }
 
+#[test]
+fn an_ivf_probe_that_finds_fewer_than_k_counts_them_as_misses() {
+    if !can_mount() {
+        eprintln!("SKIP an_ivf_probe_that_finds_fewer_than_k_counts_them_as_misses: needs root and /dev/fuse");
+        return;
+    }
+    // 300 vectors in 64 lists: one probed list holds about 5, fewer than k.
+    let report = run_search(
+        "search-ivf-short",
+        &[
+            "--dataset",
+            "original",
+            "--count",
+            "300",
+            "--dims",
+            "8",
+            "--query-count",
+            "20",
+            "--index",
+            "IVF64,Flat",
+            "--nprobe",
+            "1,64",
+        ],
+    );
+    assert_throughput(&report, 300, 20, 2);
+    for system in ["vexfs", "faiss"] {
+        let settings = report[system]["settings"].as_array().unwrap();
+        let short: Vec<u64> = settings
+            .iter()
+            .map(|s| s["short_answers"].as_u64().unwrap())
+            .collect();
+        assert!(
+            short[0] > 0,
+            "{system}: nprobe=1 found k every time: {report}"
+        );
+        assert_eq!(short[1], 0, "{system}: every list probed: {report}");
+        let recall = recalls(&report, system);
+        assert!(recall[0] < 1.0, "{system}: {recall:?}");
+        assert_eq!(recall[1], 1.0, "{system}: IVF probing every list is exact");
+    }
+    // The same index and probes in both: the same short answers.
+    assert_eq!(
+        report["vexfs"]["settings"][0]["short_answers"],
+        report["faiss"]["settings"][0]["short_answers"]
+    );
+}
+
 /// A small deterministic data set, written as .fvecs, with its exact cosine
 /// neighbours (computed here in f64) written as .ivecs.
 struct Files {

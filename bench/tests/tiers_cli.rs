@@ -45,8 +45,16 @@ fn measures_ram_and_a_file_tier_side_by_side_and_leaves_nothing_behind() {
     std::fs::create_dir(&tier_dir).unwrap();
     let file_tier = format!("file={}", tier_dir.display());
 
+    // fio beside the engine on the file tier, where scripts/setup installed it.
+    let fio = std::process::Command::new("fio")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !fio {
+        eprintln!("fio is not installed: --compare-fio not exercised (scripts/setup installs it)");
+    }
     let started = Instant::now();
-    let output = bench(&[
+    let mut args = vec![
         "tiers",
         "--seconds",
         "0.3",
@@ -60,7 +68,11 @@ fn measures_ram_and_a_file_tier_side_by_side_and_leaves_nothing_behind() {
         &file_tier,
         "--tier",
         "absent=/nonexistent",
-    ]);
+    ];
+    if fio {
+        args.push("--compare-fio");
+    }
+    let output = bench(&args);
     let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -80,6 +92,7 @@ fn measures_ram_and_a_file_tier_side_by_side_and_leaves_nothing_behind() {
         "{stdout}"
     );
     assert!(stdout.contains("randread 4K QD1 IOPS"), "{stdout}");
+    assert_eq!(stdout.contains("  fio IOPS"), fio, "{stdout}");
 
     // tiers.json: every number, non-zero where the tier is present.
     let json = std::fs::read_to_string(out.join("tiers.json")).unwrap();
@@ -125,6 +138,24 @@ fn measures_ram_and_a_file_tier_side_by_side_and_leaves_nothing_behind() {
                 "{}",
                 hlog.display()
             );
+            // fio ran each random and sequential workload on the file tier,
+            // never on RAM and never the flush.
+            let fio_expected =
+                fio && tier["name"] == "file" && key != "flush-4k" && !FS_WORKLOADS.contains(&key);
+            assert_eq!(report["fio"].is_object(), fio_expected, "{report}");
+            if fio_expected {
+                let fio = &report["fio"];
+                assert_eq!(fio["status"], "ok", "{fio}");
+                assert!(fio["iops"].as_f64().unwrap() > 0.0, "{fio}");
+                assert!(fio["lat_us"]["p50"].as_f64().unwrap() > 0.0, "{fio}");
+                assert!(
+                    fio["command"]
+                        .as_str()
+                        .unwrap()
+                        .contains("--ioengine=io_uring"),
+                    "{fio}"
+                );
+            }
         }
     }
 

@@ -111,6 +111,14 @@ fn search_cells(search: &SearchStats) -> String {
     )
 }
 
+fn setting_label(stats: &SearchStats) -> &str {
+    if stats.search_params.is_empty() {
+        "(default)"
+    } else {
+        &stats.search_params
+    }
+}
+
 /// The report a person reads: what ran, insert, each setting, the context.
 pub fn render_table(run: &SearchRun) -> String {
     let mut out = String::new();
@@ -169,20 +177,31 @@ pub fn render_table(run: &SearchRun) -> String {
         ),
     );
     for (ours, theirs) in run.vexfs.settings.iter().zip(&run.faiss.settings) {
-        let label = if ours.search_params.is_empty() {
-            "(default)"
-        } else {
-            ours.search_params.as_str()
-        };
         push_line(
             &mut out,
             &format!(
-                "{label:<SETTING_WIDTH$}|{} |{} |{:>8.2}",
+                "{:<SETTING_WIDTH$}|{} |{} |{:>8.2}",
+                setting_label(ours),
                 search_cells(ours),
                 search_cells(theirs),
                 ours.qps / theirs.qps
             ),
         );
+    }
+    for (ours, theirs) in run.vexfs.settings.iter().zip(&run.faiss.settings) {
+        if ours.short_answers + theirs.short_answers > 0 {
+            push_line(
+                &mut out,
+                &format!(
+                    "  {}: fewer than {} neighbours for {} (VexFS) and {} (faiss) of {} queries: the index visited fewer vectors; each missing one counts as a miss",
+                    setting_label(ours),
+                    run.k,
+                    ours.short_answers,
+                    theirs.short_answers,
+                    ours.queries
+                ),
+            );
+        }
     }
     push_line(
         &mut out,
@@ -265,6 +284,7 @@ mod tests {
             },
             k: 10,
             recall_at_k,
+            short_answers: 0,
         }
     }
 

@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vexfs_engine::parse_size;
 
 use super::{
-    default_tiers, parse_tier, render_table, run, write_outputs, Config, Outcome, TierSpec,
-    TierStatus, Workload,
+    default_tiers, parse_tier, render_table, run, write_outputs, Config, FioOutcome, Outcome,
+    TierSpec, TierStatus,
 };
 
 #[derive(clap::Args)]
@@ -32,6 +32,11 @@ pub struct Args {
     /// files, and measure devices that hold a filesystem: their data is lost.
     #[arg(long)]
     destructive: bool,
+    /// Also run fio (io_uring, O_DIRECT, same block size, depth, offsets
+    /// and duration) for each random and sequential workload on each file or
+    /// device tier, shown under the engine's row.
+    #[arg(long)]
+    compare_fio: bool,
     /// Print tiers.json on stdout (and nothing else there).
     #[arg(long)]
     json: bool,
@@ -56,9 +61,10 @@ pub fn command(args: Args) -> Result<()> {
         vexfs_binary: std::env::current_exe()
             .context("locating vexfs-bench")?
             .with_file_name("vexfs"),
+        compare_fio: args.compare_fio,
     };
     config.validate()?;
-    let steps = (config.tiers.len() * Workload::ALL.len()) as u64;
+    let steps = config.steps() as u64;
     // A bar on a terminal; plain lines on a redirected stderr unless --json
     // asked for quiet; stdout carries only the table or the JSON.
     let terminal = std::io::stderr().is_terminal();
@@ -73,14 +79,14 @@ pub fn command(args: Args) -> Result<()> {
     );
     let lines = !terminal && !args.json;
     let mut started = false;
-    let mut step = |at: Option<(&str, Workload)>| {
+    let mut step = |at: Option<(&str, &str)>| {
         if started {
             bar.inc(1);
         }
         started = true;
         match at {
-            Some((tier, workload)) => {
-                let message = format!("{tier}: {}", workload.label());
+            Some((tier, what)) => {
+                let message = format!("{tier}: {what}");
                 if lines {
                     eprintln!("tiers: {message}");
                 }
@@ -107,9 +113,12 @@ pub fn command(args: Args) -> Result<()> {
         .filter(|tier| matches!(tier.status, TierStatus::Failed { .. }))
         .map(|tier| tier.name.clone())
         .chain(run.tiers.iter().flat_map(|tier| {
-            tier.workloads.iter().filter_map(move |w| match &w.outcome {
-                Outcome::Failed { .. } => Some(format!("{} {}", tier.name, w.label)),
-                _ => None,
+            tier.workloads.iter().flat_map(move |w| {
+                let engine = matches!(w.outcome, Outcome::Failed { .. })
+                    .then(|| format!("{} {}", tier.name, w.label));
+                let fio = matches!(w.fio, Some(FioOutcome::Failed { .. }))
+                    .then(|| format!("{} fio {}", tier.name, w.label));
+                engine.into_iter().chain(fio)
             })
         }))
         .collect();

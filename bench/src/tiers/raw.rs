@@ -14,6 +14,7 @@ use super::target::{Backing, Target};
 use super::timeline::Timeline;
 use super::{Measured, Workload, INTERVAL};
 use crate::engine::{self, Pattern};
+use crate::fio::{self, FioResult};
 use crate::latency::new_histogram;
 
 const SMALL_BYTES: u64 = 4096;
@@ -50,16 +51,7 @@ pub fn run(target: &Target, workload: Workload, duration: Duration) -> Result<Me
     match &target.backing {
         Backing::Uring(device) => {
             let started_at = SystemTime::now();
-            let shape = engine::Workload {
-                pattern,
-                block_bytes,
-                queue_depth,
-                threads: 1,
-                duration,
-                sqpoll: false,
-                submit_batch: 1,
-                region_bytes: target.region_bytes,
-            };
+            let shape = engine_shape(pattern, block_bytes, queue_depth, target, duration);
             let (result, intervals) =
                 engine::run_with_intervals(Arc::clone(device), &shape, Some(INTERVAL))?;
             let mut total = new_histogram();
@@ -86,6 +78,38 @@ pub fn run(target: &Target, workload: Workload, duration: Duration) -> Result<Me
             duration,
         ),
     }
+}
+
+fn engine_shape(
+    pattern: Pattern,
+    block_bytes: u64,
+    queue_depth: u32,
+    target: &Target,
+    duration: Duration,
+) -> engine::Workload {
+    engine::Workload {
+        pattern,
+        block_bytes,
+        queue_depth,
+        threads: 1,
+        duration,
+        sqpoll: false,
+        submit_batch: 1,
+        region_bytes: target.region_bytes,
+    }
+}
+
+/// fio on the tier's file or device with the workload's shape, as
+/// `vexfs-bench engine --compare-fio` runs it; None where fio has no
+/// equivalent (the RAM tier, the flush workload).
+pub fn fio(target: &Target, workload: Workload, duration: Duration) -> Option<Result<FioResult>> {
+    let (pattern, block_bytes, queue_depth) = shape(workload)?;
+    let path = target.path.as_ref()?;
+    let Backing::Uring(_) = &target.backing else {
+        return None;
+    };
+    let shape = engine_shape(pattern, block_bytes, queue_depth, target, duration);
+    Some(fio::run(path, &shape))
 }
 
 /// QD operations per submit call; each operation's latency is its batch's,

@@ -11,14 +11,16 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use super::{Measured, Outcome, TierStatus, TiersRun, Workload, INTERVAL};
+use super::{FioOutcome, Measured, Outcome, TierStatus, TiersRun, Workload, INTERVAL};
+use crate::latency::Percentiles;
 use crate::plot::{self, Axis, LineChart, Series};
 
 /// What each row measures, printed under the table and stored in tiers.json.
-pub const DEFINITIONS: [(&str, &str); 9] = [
+pub const DEFINITIONS: [(&str, &str); 10] = [
     ("randread/randwrite 4K", "O_DIRECT 4 KiB I/Os at random 4 KiB-aligned offsets of the tier's region through one engine io_uring queue (registered buffers), QD 1 or 32; latency from submission to completion"),
     ("seq read/write 128K QD32", "sequential 128 KiB O_DIRECT I/Os at queue depth 32 (4 MiB in flight, enough to stream a single NVMe queue), wrapping at the region's end; MB/s = 10^6 bytes/s"),
     ("flush after 4K write", "a 4 KiB write at a random offset (untimed), then the engine's flush: IORING_OP_FSYNC with DATASYNC (fdatasync) on files and devices, nothing on RAM; the latency is the flush's alone"),
+    ("fio rows (--compare-fio)", "fio with ioengine=io_uring, direct=1, registered buffers and file, the same block size, queue depth, region, uniform random offsets (no random map) and duration, on the same file or device right after the engine; its completion latency percentiles; no fio row on RAM"),
     ("RAM tier", "the engine's RamDevice has no queue: QD n is n operations per BlockDevice::submit call, each operation's latency its batch's"),
     ("fs: 4K file create+fsync", "VexFS formatted on the tier and mounted through FUSE; open(O_CREAT|O_EXCL) + write 4 KiB + fsync + close of a new file in one directory, timed together"),
     ("fs: vector insert", "2,000 x 128 float32 vectors (the original VexFS benchmark's distribution) into one file in BATCH_INSERT ioctls of 100: latency per ioctl, ops/s counts vectors; the fsync after is untimed"),
@@ -191,6 +193,34 @@ fn micros(value: f64) -> String {
     }
 }
 
+/// The ops/s cell: a rate, and MB/s on the sequential rows.
+fn ops_cell(workload: Workload, ops_per_s: f64, mb_per_s: Option<f64>) -> String {
+    let mut cell = rate(ops_per_s);
+    if let Some(mb) =
+        mb_per_s.filter(|_| matches!(workload, Workload::Read128kQd32 | Workload::Write128kQd32))
+    {
+        cell += &format!(" {mb:.0}MB/s");
+    }
+    cell
+}
+
+/// p50 / p99, and p99.9 on rows where latency is the point.
+fn latency_cell(workload: Workload, p: &Percentiles) -> String {
+    let mut cell = format!("{} / {}", micros(p.p50), micros(p.p99));
+    if workload.latency_row() {
+        cell += &format!(" / {}", micros(p.p999));
+    }
+    cell
+}
+
+fn latency_label(workload: Workload) -> &'static str {
+    if workload.latency_row() {
+        "p50 / p99 / p99.9 (us)"
+    } else {
+        "p50 / p99 (us)"
+    }
+}
+
 /// The side-by-side table (rows: workloads, columns: tiers) and its notes.
 pub fn render_table(run: &TiersRun) -> String {
     const LABEL_WIDTH: usize = 36;
@@ -204,70 +234,81 @@ pub fn render_table(run: &TiersRun) -> String {
     for workload in Workload::ALL {
         let mut ops_row = Vec::new();
         let mut lat_row = Vec::new();
+        let mut fio_ops_row = Vec::new();
+        let mut fio_lat_row = Vec::new();
         for tier in &run.tiers {
-            let (ops, lat) = match &tier.status {
-                TierStatus::Absent { .. } => ("absent".to_string(), String::new()),
-                TierStatus::Refused { .. } => ("refused".to_string(), String::new()),
-                TierStatus::Failed { .. } => ("FAILED".to_string(), String::new()),
-                TierStatus::Present => match tier.workloads.iter().find(|w| w.workload == workload)
-                {
-                    None => ("-".to_string(), String::new()),
-                    Some(report) => match &report.outcome {
-                        Outcome::Ok {
-                            ops_per_s,
-                            mb_per_s,
-                            errors,
-                            first_error,
-                            lat_us,
-                            ..
-                        } => {
-                            let mut ops = rate(*ops_per_s);
-                            if let Some(mb) = mb_per_s.filter(|_| {
-                                matches!(workload, Workload::Read128kQd32 | Workload::Write128kQd32)
-                            }) {
-                                ops += &format!(" {mb:.0}MB/s");
-                            }
-                            if *errors > 0 {
-                                ops += " !";
-                                note(format!(
-                                    "{} {}: {errors} errors, first: {}",
-                                    tier.name,
-                                    workload.label(),
-                                    first_error.as_deref().unwrap_or("?")
-                                ));
-                            }
-                            let p = lat_us.percentiles;
-                            let mut lat = format!("{} / {}", micros(p.p50), micros(p.p99));
-                            if workload.latency_row() {
-                                lat += &format!(" / {}", micros(p.p999));
-                            }
-                            (ops, lat)
-                        }
-                        Outcome::Skipped { reason } => {
-                            note(format!("{}: skipped: {reason}", tier.name));
-                            ("skipped".to_string(), String::new())
-                        }
-                        Outcome::Failed { error } => {
+            let report = tier.workloads.iter().find(|w| w.workload == workload);
+            let (ops, lat) = match (&tier.status, report) {
+                (TierStatus::Absent { .. }, _) => ("absent".to_string(), String::new()),
+                (TierStatus::Refused { .. }, _) => ("refused".to_string(), String::new()),
+                (TierStatus::Failed { .. }, _) => ("FAILED".to_string(), String::new()),
+                (TierStatus::Present, None) => ("-".to_string(), String::new()),
+                (TierStatus::Present, Some(report)) => match &report.outcome {
+                    Outcome::Ok {
+                        ops_per_s,
+                        mb_per_s,
+                        errors,
+                        first_error,
+                        lat_us,
+                        ..
+                    } => {
+                        let mut ops = ops_cell(workload, *ops_per_s, *mb_per_s);
+                        if *errors > 0 {
+                            ops += " !";
                             note(format!(
-                                "{} {}: FAILED: {error}",
+                                "{} {}: {errors} errors, first: {}",
                                 tier.name,
-                                workload.label()
+                                workload.label(),
+                                first_error.as_deref().unwrap_or("?")
                             ));
-                            ("FAILED".to_string(), String::new())
                         }
-                    },
+                        (ops, latency_cell(workload, &lat_us.percentiles))
+                    }
+                    Outcome::Skipped { reason } => {
+                        note(format!("{}: skipped: {reason}", tier.name));
+                        ("skipped".to_string(), String::new())
+                    }
+                    Outcome::Failed { error } => {
+                        note(format!(
+                            "{} {}: FAILED: {error}",
+                            tier.name,
+                            workload.label()
+                        ));
+                        ("FAILED".to_string(), String::new())
+                    }
                 },
+            };
+            let (fio_ops, fio_lat) = match report.and_then(|r| r.fio.as_ref()) {
+                None => ("-".to_string(), String::new()),
+                Some(FioOutcome::Ok(fio)) => (
+                    ops_cell(workload, fio.measured.iops, Some(fio.measured.mbps)),
+                    latency_cell(workload, &fio.measured.lat_us),
+                ),
+                Some(FioOutcome::Failed { error }) => {
+                    note(format!(
+                        "{} fio {}: FAILED: {error}",
+                        tier.name,
+                        workload.label()
+                    ));
+                    ("FAILED".to_string(), String::new())
+                }
             };
             ops_row.push(ops);
             lat_row.push(lat);
+            fio_ops_row.push(fio_ops);
+            fio_lat_row.push(fio_lat);
         }
+        let fio_ran = run
+            .tiers
+            .iter()
+            .flat_map(|t| &t.workloads)
+            .any(|w| w.workload == workload && w.fio.is_some());
         rows.push((format!("{} {}", workload.label(), workload.unit()), ops_row));
-        let label = if workload.latency_row() {
-            "  p50 / p99 / p99.9 (us)"
-        } else {
-            "  p50 / p99 (us)"
-        };
-        rows.push((label.to_string(), lat_row));
+        rows.push((format!("  {}", latency_label(workload)), lat_row));
+        if fio_ran {
+            rows.push(("  fio IOPS".to_string(), fio_ops_row));
+            rows.push((format!("  fio {}", latency_label(workload)), fio_lat_row));
+        }
     }
     let widths: Vec<usize> = run
         .tiers
