@@ -212,6 +212,14 @@ fn run(command: Command) -> anyhow::Result<u8> {
             for o in &options {
                 request.apply_options(o)?;
             }
+            // The daemon leaves the working directory; a relative log path
+            // means the one it names from here.
+            if let Some(log) = request.log.take() {
+                request.log = Some(
+                    std::path::absolute(&log)
+                        .with_context(|| format!("-o log={}", log.display()))?,
+                );
+            }
             mount(&request)?;
             Ok(0)
         }

@@ -247,6 +247,25 @@ fn a_user_tree_survives_unmount_fsck_and_remount() {
 }
 
 #[test]
+fn relative_image_mountpoint_and_log_paths_mean_the_callers_directory() {
+    if !fuse_available("relative_image_mountpoint_and_log_paths_mean_the_callers_directory") {
+        return;
+    }
+    let image = Image::new("relative", "64M");
+    let log_name = format!("relative-{}.log", std::process::id());
+    let log = common::scratch_dir().join(&log_name);
+    let _ = fs::remove_file(&log);
+    let mnt = Mounted::new_relative(&image, &[&format!("log={log_name}")]).unwrap();
+    fs::write(mnt.path("a"), b"relative").unwrap();
+    assert_eq!(fs::read(mnt.path("a")).unwrap(), b"relative");
+    mnt.unmount();
+    // The daemon left the working directory, yet opened its log where the
+    // caller meant (a quiet session leaves it empty).
+    fs::remove_file(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    image.assert_clean();
+}
+
+#[test]
 fn a_directory_of_100000_entries() {
     if !fuse_available("a_directory_of_100000_entries") {
         return;

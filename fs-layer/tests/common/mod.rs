@@ -21,7 +21,7 @@ pub fn fuse_available(test: &str) -> bool {
     true
 }
 
-fn scratch_dir() -> PathBuf {
+pub fn scratch_dir() -> PathBuf {
     // A disk-backed directory: images are sparse files, often larger than RAM would like.
     let dir = PathBuf::from("/var/tmp/vexfs-tests");
     std::fs::create_dir_all(&dir).unwrap();
@@ -84,6 +84,16 @@ pub struct Mounted {
 
 impl Mounted {
     pub fn new(image: &Image, options: &[&str]) -> Result<Mounted, String> {
+        Self::mount(image, options, false)
+    }
+
+    /// As a user in the image's directory types it: the image, the
+    /// mountpoint and any relative path in `options` are relative to it.
+    pub fn new_relative(image: &Image, options: &[&str]) -> Result<Mounted, String> {
+        Self::mount(image, options, true)
+    }
+
+    fn mount(image: &Image, options: &[&str], relative: bool) -> Result<Mounted, String> {
         let dir = scratch_dir().join(format!(
             "mnt-{}-{}",
             image.path.file_stem().unwrap().to_string_lossy(),
@@ -91,7 +101,15 @@ impl Mounted {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = Command::new(VEXFS);
-        cmd.args(["mount", image.path.to_str().unwrap(), dir.to_str().unwrap()]);
+        if relative {
+            cmd.current_dir(scratch_dir()).args([
+                "mount",
+                image.path.file_name().unwrap().to_str().unwrap(),
+                dir.file_name().unwrap().to_str().unwrap(),
+            ]);
+        } else {
+            cmd.args(["mount", image.path.to_str().unwrap(), dir.to_str().unwrap()]);
+        }
         for o in options {
             cmd.args(["-o", o]);
         }
