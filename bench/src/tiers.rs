@@ -336,6 +336,17 @@ pub enum FioOutcome {
     Failed { error: String },
 }
 
+impl From<Result<FioResult>> for FioOutcome {
+    fn from(ran: Result<FioResult>) -> Self {
+        match ran {
+            Ok(result) => FioOutcome::Ok(result),
+            Err(error) => FioOutcome::Failed {
+                error: format!("{error:#}"),
+            },
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TierStatus {
@@ -444,21 +455,14 @@ fn measure_tier(config: &Config, spec: &TierSpec, step: &mut Step) -> Result<Tie
                 },
             }
         };
-        let mut fio = None;
-        if config.compare_fio && workload.fio_equivalent() && target.path.is_some() {
+        let fio = if config.compare_fio && workload.fio_equivalent() && target.path.is_some() {
             step(Some((&spec.name, &format!("fio {}", workload.label()))));
             check_interrupted()?;
-            fio = if refused {
-                None
-            } else {
-                raw::fio(&target, workload, duration).map(|ran| match ran {
-                    Ok(result) => FioOutcome::Ok(result),
-                    Err(error) => FioOutcome::Failed {
-                        error: format!("{error:#}"),
-                    },
-                })
-            };
-        }
+            let ran = (!refused).then(|| raw::fio(&target, workload, duration));
+            ran.flatten().map(FioOutcome::from)
+        } else {
+            None
+        };
         report.workloads.push(WorkloadReport {
             workload,
             label: workload.label(),

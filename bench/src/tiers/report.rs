@@ -11,7 +11,10 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
-use super::{FioOutcome, Measured, Outcome, TierStatus, TiersRun, Workload, INTERVAL};
+use super::{
+    FioOutcome, Measured, Outcome, TierReport, TierStatus, TiersRun, Workload, WorkloadReport,
+    INTERVAL,
+};
 use crate::latency::Percentiles;
 use crate::plot::{self, Axis, LineChart, Series};
 
@@ -221,6 +224,82 @@ fn latency_label(workload: Workload) -> &'static str {
     }
 }
 
+/// (ops/s, latency) cells of the engine's or the filesystem's run of
+/// `workload` on `tier`; what went wrong goes to `note`.
+fn engine_cells(
+    tier: &TierReport,
+    workload: Workload,
+    report: Option<&WorkloadReport>,
+    note: &mut dyn FnMut(String),
+) -> (String, String) {
+    let report = match (&tier.status, report) {
+        (TierStatus::Absent { .. }, _) => return ("absent".to_string(), String::new()),
+        (TierStatus::Refused { .. }, _) => return ("refused".to_string(), String::new()),
+        (TierStatus::Failed { .. }, _) => return ("FAILED".to_string(), String::new()),
+        (TierStatus::Present, None) => return ("-".to_string(), String::new()),
+        (TierStatus::Present, Some(report)) => report,
+    };
+    match &report.outcome {
+        Outcome::Ok {
+            ops_per_s,
+            mb_per_s,
+            errors,
+            first_error,
+            lat_us,
+            ..
+        } => {
+            let mut ops = ops_cell(workload, *ops_per_s, *mb_per_s);
+            if *errors > 0 {
+                ops += " !";
+                note(format!(
+                    "{} {}: {errors} errors, first: {}",
+                    tier.name,
+                    workload.label(),
+                    first_error.as_deref().unwrap_or("?")
+                ));
+            }
+            (ops, latency_cell(workload, &lat_us.percentiles))
+        }
+        Outcome::Skipped { reason } => {
+            note(format!("{}: skipped: {reason}", tier.name));
+            ("skipped".to_string(), String::new())
+        }
+        Outcome::Failed { error } => {
+            note(format!(
+                "{} {}: FAILED: {error}",
+                tier.name,
+                workload.label()
+            ));
+            ("FAILED".to_string(), String::new())
+        }
+    }
+}
+
+/// (ops/s, latency) cells of fio's run of `workload` on `tier`, "-" where
+/// there was none.
+fn fio_cells(
+    tier: &TierReport,
+    workload: Workload,
+    report: Option<&WorkloadReport>,
+    note: &mut dyn FnMut(String),
+) -> (String, String) {
+    match report.and_then(|r| r.fio.as_ref()) {
+        None => ("-".to_string(), String::new()),
+        Some(FioOutcome::Ok(fio)) => (
+            ops_cell(workload, fio.measured.iops, Some(fio.measured.mbps)),
+            latency_cell(workload, &fio.measured.lat_us),
+        ),
+        Some(FioOutcome::Failed { error }) => {
+            note(format!(
+                "{} fio {}: FAILED: {error}",
+                tier.name,
+                workload.label()
+            ));
+            ("FAILED".to_string(), String::new())
+        }
+    }
+}
+
 /// The side-by-side table (rows: workloads, columns: tiers) and its notes.
 pub fn render_table(run: &TiersRun) -> String {
     const LABEL_WIDTH: usize = 36;
@@ -238,61 +317,8 @@ pub fn render_table(run: &TiersRun) -> String {
         let mut fio_lat_row = Vec::new();
         for tier in &run.tiers {
             let report = tier.workloads.iter().find(|w| w.workload == workload);
-            let (ops, lat) = match (&tier.status, report) {
-                (TierStatus::Absent { .. }, _) => ("absent".to_string(), String::new()),
-                (TierStatus::Refused { .. }, _) => ("refused".to_string(), String::new()),
-                (TierStatus::Failed { .. }, _) => ("FAILED".to_string(), String::new()),
-                (TierStatus::Present, None) => ("-".to_string(), String::new()),
-                (TierStatus::Present, Some(report)) => match &report.outcome {
-                    Outcome::Ok {
-                        ops_per_s,
-                        mb_per_s,
-                        errors,
-                        first_error,
-                        lat_us,
-                        ..
-                    } => {
-                        let mut ops = ops_cell(workload, *ops_per_s, *mb_per_s);
-                        if *errors > 0 {
-                            ops += " !";
-                            note(format!(
-                                "{} {}: {errors} errors, first: {}",
-                                tier.name,
-                                workload.label(),
-                                first_error.as_deref().unwrap_or("?")
-                            ));
-                        }
-                        (ops, latency_cell(workload, &lat_us.percentiles))
-                    }
-                    Outcome::Skipped { reason } => {
-                        note(format!("{}: skipped: {reason}", tier.name));
-                        ("skipped".to_string(), String::new())
-                    }
-                    Outcome::Failed { error } => {
-                        note(format!(
-                            "{} {}: FAILED: {error}",
-                            tier.name,
-                            workload.label()
-                        ));
-                        ("FAILED".to_string(), String::new())
-                    }
-                },
-            };
-            let (fio_ops, fio_lat) = match report.and_then(|r| r.fio.as_ref()) {
-                None => ("-".to_string(), String::new()),
-                Some(FioOutcome::Ok(fio)) => (
-                    ops_cell(workload, fio.measured.iops, Some(fio.measured.mbps)),
-                    latency_cell(workload, &fio.measured.lat_us),
-                ),
-                Some(FioOutcome::Failed { error }) => {
-                    note(format!(
-                        "{} fio {}: FAILED: {error}",
-                        tier.name,
-                        workload.label()
-                    ));
-                    ("FAILED".to_string(), String::new())
-                }
-            };
+            let (ops, lat) = engine_cells(tier, workload, report, &mut note);
+            let (fio_ops, fio_lat) = fio_cells(tier, workload, report, &mut note);
             ops_row.push(ops);
             lat_row.push(lat);
             fio_ops_row.push(fio_ops);
