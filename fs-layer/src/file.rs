@@ -160,7 +160,7 @@ impl Fs {
 
     pub fn read(&self, ino: u64, offset: u64, size: usize) -> Result<Vec<u8>> {
         let file = self.file_state(ino);
-        let _io = file.io.read().unwrap_or_else(|p| p.into_inner());
+        let _io = file.io.read();
         self.read_locked(ino, offset, size)
     }
 
@@ -220,7 +220,7 @@ impl Fs {
         match self.write_once(ino, offset, data) {
             // Blocks freed by the running transaction become usable at its commit.
             Err(e) if e.errno() == libc::ENOSPC && self.lock().has_pending_frees() => {
-                self.sync()?;
+                self.commit()?;
                 self.write_once(ino, offset, data)?;
             }
             other => other?,
@@ -231,8 +231,8 @@ impl Fs {
 
     fn write_once(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
         let file = self.file_state(ino);
-        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
-        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let _io = file.io.write();
+        let _gate = self.gate.read();
         Self::refuse_vector_file(&mut self.lock(), ino)?;
         self.write_locked(ino, offset, data)
     }
@@ -276,15 +276,20 @@ impl Fs {
         self.write_locked(ino, start, &buf)
     }
 
-    /// A vector file's bytes change only through the vector requests.
+    /// A vector file's bytes change only through the vector requests. The
+    /// caller holds the file's data lock, so it cannot become one meanwhile.
     fn refuse_vector_file(st: &mut Store, ino: u64) -> Result<()> {
         if Fs::inode(st, ino)?.flags & INODE_FLAG_VECTOR != 0 {
-            return Err(Error::refused(
-                libc::EPERM,
-                "a vector file is written through the vector ioctls, not write(2)",
-            ));
+            return Err(Self::vector_file_refusal());
         }
         Ok(())
+    }
+
+    fn vector_file_refusal() -> Error {
+        Error::refused(
+            libc::EPERM,
+            "a vector file is written through the vector ioctls, not write(2), truncate or fallocate",
+        )
     }
 
     /// [`write`](Self::write) for a caller that holds the file's `io` lock
@@ -374,7 +379,7 @@ impl Fs {
         for &(lo, hi) in &holes {
             let mut at = lo;
             while at <= hi {
-                match st.alloc_data(goal, hi - at + 1) {
+                match st.alloc_data(ino, goal, hi - at + 1) {
                     Ok((physical, len)) => {
                         fresh.push(Extent {
                             logical: at,
@@ -488,6 +493,17 @@ impl Fs {
     /// Sets the size; shrinking frees the blocks past the end and zeroes the
     /// tail of the last block, so a later extension reads zeros there.
     pub fn truncate(&self, ino: u64, size: u64) -> Result<()> {
+        if self.truncate_plain(ino, size)? {
+            Ok(())
+        } else {
+            Err(Self::vector_file_refusal())
+        }
+    }
+
+    /// [`truncate`](Self::truncate) of a file that is not a vector file;
+    /// false (nothing changed) when it is one. The check is made under the
+    /// file's data lock, which SET_VECTOR_META's write-back holds.
+    pub(crate) fn truncate_plain(&self, ino: u64, size: u64) -> Result<bool> {
         if size > FILE_BYTES_MAX {
             return Err(Error::refused(
                 libc::EFBIG,
@@ -495,12 +511,16 @@ impl Fs {
             ));
         }
         let file = self.file_state(ino);
-        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        let _io = file.io.write();
         {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let _gate = self.gate.read();
+            if Fs::inode(&mut self.lock(), ino)?.flags & INODE_FLAG_VECTOR != 0 {
+                return Ok(false);
+            }
             self.truncate_locked(ino, size)?;
         }
-        self.commit_if_large()
+        self.commit_if_large()?;
+        Ok(true)
     }
 
     /// [`truncate`](Self::truncate) for a caller holding the file's `io`
@@ -550,6 +570,7 @@ impl Fs {
                 "fallocate range is empty or past FILE_BYTES_MAX",
             ));
         };
+        // Checked early for a clear refusal, and again under the data lock.
         Self::refuse_vector_file(&mut self.lock(), ino)?;
         match mode {
             0 | FALLOC_FL_KEEP_SIZE => self.reserve(ino, offset, end, mode == 0),
@@ -565,10 +586,11 @@ impl Fs {
 
     fn reserve(&self, ino: u64, offset: u64, end: u64, extend: bool) -> Result<()> {
         let file = self.file_state(ino);
-        let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
+        let _io = file.io.write();
         {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let _gate = self.gate.read();
             let mut st = self.lock();
+            Self::refuse_vector_file(&mut st, ino)?;
             let mut record = Fs::regular_file(&mut st, ino)?;
             let first = offset / BLOCK_BYTES_U64;
             let last = (end - 1) / BLOCK_BYTES_U64;
@@ -588,7 +610,7 @@ impl Fs {
             for (lo, hi) in holes {
                 let mut at = lo;
                 while at <= hi {
-                    match st.alloc_data(goal, hi - at + 1) {
+                    match st.alloc_data(ino, goal, hi - at + 1) {
                         Ok((physical, n)) => {
                             got.push(Extent {
                                 logical: at,
@@ -651,9 +673,10 @@ impl Fs {
         }
         if first_whole < end_whole {
             let file = self.file_state(ino);
-            let _io = file.io.write().unwrap_or_else(|p| p.into_inner());
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let _io = file.io.write();
+            let _gate = self.gate.read();
             let mut st = self.lock();
+            Self::refuse_vector_file(&mut st, ino)?;
             let mut record = Fs::regular_file(&mut st, ino)?;
             for piece in cut(&mut st, ino, first_whole, end_whole - 1)? {
                 st.free(piece.physical, piece.len)?;

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use vexfs_engine::BlockDevice;
@@ -19,6 +19,7 @@ use crate::btree;
 use crate::dir;
 use crate::error::{enoent, Error, Result};
 use crate::format::*;
+use crate::locks::{Mutex, MutexGuard, Rank, RwLock};
 use crate::store::{Replay, Store};
 
 pub use crate::namespace::{RENAME_EXCHANGE, RENAME_NOREPLACE};
@@ -47,6 +48,8 @@ pub struct Fs {
     /// File data has been written since the last device flush.
     pub(crate) data_unflushed: AtomicBool,
     read_only: bool,
+    /// Set when a change failed half-way: nothing is committed after it.
+    stopped: std::sync::OnceLock<String>,
     replayed: Option<Replay>,
     /// Vector files in use (docs/VECTORS.md).
     pub(crate) vectors: crate::vectors::VectorFiles,
@@ -103,11 +106,12 @@ impl Fs {
         }
         let fs = Fs {
             dev,
-            meta: Mutex::new(store),
-            gate: RwLock::new(()),
-            files: Mutex::new(HashMap::new()),
+            meta: Mutex::new(Rank::Meta, store),
+            gate: RwLock::new(Rank::Gate, ()),
+            files: Mutex::new(Rank::Table, HashMap::new()),
             data_unflushed: AtomicBool::new(false),
             read_only: options.read_only,
+            stopped: std::sync::OnceLock::new(),
             replayed,
             vectors: Default::default(),
         };
@@ -160,9 +164,7 @@ impl Fs {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
-        self.meta
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.meta.lock()
     }
 
     pub fn superblock(&self) -> Superblock {
@@ -173,21 +175,35 @@ impl Fs {
         self.lock().commits
     }
 
+    /// The per-file state of `ino`, made on first use. One exists per inode
+    /// at a time: it leaves the table only when nothing else holds it.
     pub(crate) fn file_state(&self, ino: u64) -> Arc<FileState> {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = self.files.lock();
         files
             .entry(ino)
             .or_insert_with(|| {
                 Arc::new(FileState {
-                    io: RwLock::new(()),
+                    io: RwLock::new(Rank::FileIo, ()),
                     open: AtomicU32::new(0),
                 })
             })
             .clone()
     }
 
+    /// Drops the per-file state of `ino` when no descriptor has it open and
+    /// no request holds it: two states for one inode would be two data locks.
+    fn forget_file_state(&self, ino: u64) {
+        let mut files = self.files.lock();
+        if files
+            .get(&ino)
+            .is_some_and(|f| f.open.load(Ordering::SeqCst) == 0 && Arc::strong_count(f) == 1)
+        {
+            files.remove(&ino);
+        }
+    }
+
     pub(crate) fn open_count(&self, ino: u64) -> u32 {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let files = self.files.lock();
         files
             .get(&ino)
             .map(|f| f.open.load(Ordering::SeqCst))
@@ -201,18 +217,52 @@ impl Fs {
                 "the filesystem is mounted read-only",
             ));
         }
-        Ok(())
+        self.check_running()
+    }
+
+    /// EIO once commits have stopped.
+    fn check_running(&self) -> Result<()> {
+        match self.stopped.get() {
+            Some(why) => Err(Error::refused(
+                libc::EIO,
+                format!("the filesystem stopped committing ({why}); unmount and mount again to recover its last commit"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A change failed half-way through the running transaction, which now
+    /// holds part of it: from here on nothing is committed (ext4's
+    /// errors=remount-ro), so the device keeps the last commit, which the
+    /// next mount finds.
+    pub(crate) fn stop_commits(&self, why: String) {
+        eprintln!(
+            "vexfs: {why}; no further commits: unmount and mount again to recover the last commit"
+        );
+        let _ = self.stopped.set(why);
     }
 
     // ---- durability ----
 
-    /// Commits everything: file data written so far and all metadata are durable on return.
+    /// Commits everything: file data written so far, every vector file's
+    /// vectors and all metadata are durable on return.
     pub fn sync(&self) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
         self.write_back_vectors()?;
-        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        self.commit()
+    }
+
+    /// Commits the running transaction: file data written and metadata
+    /// changed so far are durable on return. Vector files not written back
+    /// are not part of it (fsync writes back its own file first).
+    pub fn commit(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_running()?;
+        let _gate = self.gate.write();
         let mut st = self.lock();
         let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
         let committed = st
@@ -344,7 +394,7 @@ impl Fs {
             mode |= libc::S_IFREG;
         }
         let (ino, record) = {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let _gate = self.gate.read();
             let mut st = self.lock();
             let mut parent_record = Self::dir_inode(&mut st, parent)?;
             if parent_record.nlink == 0 {
@@ -415,7 +465,10 @@ impl Fs {
         self.read(ino, 0, record.size as usize)
     }
 
-    pub(crate) fn free_inode(st: &mut Store, ino: u64, record: &InodeRecord) -> Result<()> {
+    /// Frees an inode nothing names or holds open, and whatever of it is in memory.
+    pub(crate) fn free_inode(&self, st: &mut Store, ino: u64, record: &InodeRecord) -> Result<()> {
+        self.vectors.discard(ino);
+        st.reserve(ino, 0)?;
         let freed = crate::file::unmap(st, ino, 0)?;
         debug_assert_eq!(freed, record.blocks);
         for (key, _) in btree::items(st, ino, Kind::Xattr)? {
@@ -438,7 +491,7 @@ impl Fs {
         for (key, _) in orphans {
             let ino = key.offset;
             match Self::inode(&mut st, ino) {
-                Ok(record) if record.nlink == 0 => Self::free_inode(&mut st, ino, &record)?,
+                Ok(record) if record.nlink == 0 => self.free_inode(&mut st, ino, &record)?,
                 _ => {
                     btree::remove(&mut st, &key)?;
                 }
@@ -452,49 +505,51 @@ impl Fs {
         self.file_state(ino).open.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// A descriptor of `ino` was closed (FUSE RELEASE, which the kernel
+    /// sends after close(2) returns: a newer descriptor's requests may
+    /// already be running). At the last one: the vector file is written
+    /// back and let go, and an unlinked inode is freed.
     pub fn released(&self, ino: u64) -> Result<()> {
-        let last = {
-            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-            match files.get(&ino) {
-                Some(f) if f.open.fetch_sub(1, Ordering::SeqCst) == 1 => {
-                    files.remove(&ino);
-                    true
-                }
-                _ => false,
-            }
-        };
+        let last = self
+            .files
+            .lock()
+            .get(&ino)
+            .is_some_and(|f| f.open.fetch_sub(1, Ordering::SeqCst) == 1);
         if !last || self.read_only {
             return Ok(());
         }
         if let Err(e) = self.vector_file_closed(ino) {
             eprintln!("vexfs: writing back vector file {ino} at its last close: {e}");
         }
-        {
-            // The write-back used the file's io lock again; drop that state once more.
-            let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-            if files
-                .get(&ino)
-                .is_some_and(|f| f.open.load(Ordering::SeqCst) == 0)
-            {
-                files.remove(&ino);
-            }
-        }
-        {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-            let mut st = self.lock();
-            match Self::inode(&mut st, ino) {
-                Ok(record) if record.nlink == 0 => Self::free_inode(&mut st, ino, &record)?,
-                _ => return Ok(()),
-            }
-        }
+        self.free_if_unused(ino)?;
+        self.forget_file_state(ino);
         self.commit_if_large()
+    }
+
+    /// Frees `ino` if no name and no descriptor is left to it. Takes the
+    /// file's data lock first: no write-back of the file (which holds that
+    /// lock from its first change to its last) is half-way when it goes.
+    pub(crate) fn free_if_unused(&self, ino: u64) -> Result<()> {
+        let state = self.file_state(ino);
+        let _io = state.io.write();
+        let _gate = self.gate.read();
+        let mut st = self.lock();
+        match Self::inode(&mut st, ino) {
+            Ok(record) if record.nlink == 0 && state.open.load(Ordering::SeqCst) == 0 => {
+                self.free_inode(&mut st, ino, &record)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn setattr(&self, ino: u64, changes: &SetAttr) -> Result<InodeRecord> {
         self.check_writable()?;
         if let Some(size) = changes.size {
-            if self.getattr(ino)?.flags & INODE_FLAG_VECTOR == 0 {
-                self.truncate(ino, size)?;
+            // A plain file may become a vector file at any moment; truncate
+            // checks again under the file's data lock and says so.
+            let plain = self.getattr(ino)?.flags & INODE_FLAG_VECTOR == 0
+                && self.truncate_plain(ino, size)?;
+            if plain {
             } else if size == 0 {
                 // O_TRUNC of a vector file drops its vectors, as it drops bytes.
                 self.clear_vector_file(ino)?;
@@ -597,7 +652,10 @@ impl Fs {
         Statfs {
             blocks: sb.total_blocks,
             free_blocks: sb.free_blocks,
-            available_blocks: sb.free_blocks.saturating_sub(st.metadata_reserve_blocks()),
+            available_blocks: sb
+                .free_blocks
+                .saturating_sub(st.metadata_reserve_blocks())
+                .saturating_sub(st.reserved_blocks()),
             files: sb.inode_count + free_files,
             free_files,
         }
@@ -606,7 +664,7 @@ impl Fs {
     /// Writes everything back; the image is consistent when this returns.
     pub fn unmount(&self) -> Result<()> {
         self.sync()?;
-        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let _gate = self.gate.write();
         self.lock().retire_journal()
     }
 }

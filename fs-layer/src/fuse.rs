@@ -2,12 +2,12 @@
 //! errors into errnos. Holds no filesystem state of its own beyond open
 //! file handles (which descriptor was opened how).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
@@ -18,9 +18,10 @@ use fuser::{
 };
 
 use crate::error::Error;
-use crate::format::{InodeRecord, Timespec, BLOCK_BYTES, NAME_BYTES_MAX};
+use crate::format::{InodeRecord, Timespec, BLOCK_BYTES, INODE_FLAG_VECTOR, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr, TimeSet};
 use crate::ioctl::{self, Caller};
+use crate::locks::{Mutex, Rank};
 
 /// How long the kernel may cache names and attributes. This daemon is the
 /// only writer of its device, so the cache is never stale for long.
@@ -45,46 +46,78 @@ pub struct VexFuse {
     /// behind its back (a vector request rewrites the file's bytes). Set
     /// once the session exists.
     notifier: Arc<OnceLock<fuser::Notifier>>,
+    /// Inodes whose cached pages the invalidation thread drops.
+    stale_pages: mpsc::Sender<u64>,
+}
+
+/// Sends one invalidation; ENOENT means the kernel caches nothing of it.
+fn send_invalidation(notifier: &fuser::Notifier, ino: u64, offset: i64) {
+    if let Err(e) = notifier.inval_inode(INodeNo(ino), offset, 0) {
+        if e.raw_os_error() != Some(libc::ENOENT) {
+            eprintln!("vexfs: invalidating the kernel's cache of inode {ino}: {e}");
+        }
+    }
 }
 
 impl VexFuse {
-    pub fn new(fs: Arc<Fs>, notifier: Arc<OnceLock<fuser::Notifier>>) -> VexFuse {
-        VexFuse {
+    pub fn new(fs: Arc<Fs>, notifier: Arc<OnceLock<fuser::Notifier>>) -> std::io::Result<VexFuse> {
+        let (stale_pages, pages) = mpsc::channel::<u64>();
+        let thread_notifier = notifier.clone();
+        // Ends when the VexFuse (the only sender) is dropped.
+        std::thread::Builder::new()
+            .name("vexfs-invalidate".into())
+            .spawn(move || {
+                while let Ok(first) = pages.recv() {
+                    let mut inos = BTreeSet::from([first]);
+                    inos.extend(pages.try_iter());
+                    if let Some(notifier) = thread_notifier.get() {
+                        for ino in inos {
+                            send_invalidation(notifier, ino, 0);
+                        }
+                    }
+                }
+            })?;
+        Ok(VexFuse {
             fs,
-            handles: Mutex::new(HashMap::new()),
+            handles: Mutex::new(Rank::Table, HashMap::new()),
             next_handle: AtomicU64::new(1),
             notifier,
-        }
+            stale_pages,
+        })
     }
 
     /// The kernel's cached attributes and pages of `ino` are stale.
+    ///
+    /// Dropping cached pages makes the kernel lock each page, and a page
+    /// stays locked while a read(2) of it waits for this daemon to answer
+    /// FUSE_READ. A worker thread that sent the invalidation itself would
+    /// wait for that read while the read waits for a free worker: with a
+    /// few readers and inserters on one file every worker ended up in
+    /// `fuse_reverse_inval_inode -> __folio_lock` and the mount hung. So:
+    /// attributes are dropped here (offset -1: the kernel drops the
+    /// attributes and touches no page), and pages by the invalidation
+    /// thread, which holds no lock of the daemon, so the reads it waits for
+    /// are served by the workers. Vector files are opened with
+    /// FOPEN_DIRECT_IO, so their reads never go through the page cache;
+    /// the page invalidation serves descriptors opened before the file
+    /// became a vector file, and private mappings.
     fn invalidate(&self, ino: u64) {
         if let Some(notifier) = self.notifier.get() {
-            // ENOENT: the kernel no longer caches the inode, nothing to drop.
-            if let Err(e) = notifier.inval_inode(INodeNo(ino), 0, 0) {
-                if e.raw_os_error() != Some(libc::ENOENT) {
-                    eprintln!("vexfs: invalidating the kernel's cache of inode {ino}: {e}");
-                }
-            }
+            send_invalidation(notifier, ino, -1);
         }
+        // The receiver lives as long as the session; a send after it ended has nothing to drop.
+        let _ = self.stale_pages.send(ino);
     }
 
     fn open_handle(&self, ino: u64, flags: i32) -> FileHandle {
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Handle { ino, flags });
+        self.handles.lock().insert(fh, Handle { ino, flags });
         self.fs.opened(ino);
         FileHandle(fh)
     }
 
     pub fn handle(&self, fh: FileHandle) -> Option<Handle> {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&fh.0)
-            .copied()
+        self.handles.lock().get(&fh.0).copied()
     }
 }
 
@@ -162,12 +195,24 @@ fn time_set(t: TimeOrNow) -> TimeSet {
     }
 }
 
+/// Plain files keep their page cache across opens; a vector file's bytes
+/// change by ioctl, so its reads bypass the page cache (see `invalidate`).
+fn open_flags(record: &InodeRecord) -> FopenFlags {
+    if record.flags & INODE_FLAG_VECTOR != 0 {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::FOPEN_KEEP_CACHE
+    }
+}
+
 impl fuser::Filesystem for VexFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_WRITE_BYTES);
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // Vector files are FOPEN_DIRECT_IO; programs still map them shared.
+        let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_time_granularity(Duration::from_nanos(1));
         Ok(())
     }
@@ -347,10 +392,7 @@ impl fuser::Filesystem for VexFuse {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.getattr(ino.0) {
             Ok(r) if r.is_dir() => reply.error(Errno::EISDIR),
-            Ok(_) => reply.opened(
-                self.open_handle(ino.0, flags.0),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+            Ok(r) => reply.opened(self.open_handle(ino.0, flags.0), open_flags(&r)),
             Err(e) => reply.error(errno("open", e)),
         }
     }
@@ -391,7 +433,7 @@ impl fuser::Filesystem for VexFuse {
         let result = self.fs.write(ino.0, offset, data);
         // O_SYNC / O_DSYNC: durable before the write returns.
         let result = match result {
-            Ok(n) if flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0 => self.fs.sync().map(|_| n),
+            Ok(n) if flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0 => self.fs.commit().map(|_| n),
             other => other,
         };
         match result {
@@ -422,10 +464,7 @@ impl fuser::Filesystem for VexFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh.0);
+        self.handles.lock().remove(&fh.0);
         match self.fs.released(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("release", e)),
@@ -440,10 +479,12 @@ impl fuser::Filesystem for VexFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        // This file's vectors and the running transaction; other vector
+        // files are not this fsync's business.
         let result = self
             .fs
             .write_back_vector_file(ino.0)
-            .and_then(|()| self.fs.sync());
+            .and_then(|()| self.fs.commit());
         match result {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsync", e)),
@@ -531,7 +572,7 @@ impl fuser::Filesystem for VexFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.sync() {
+        match self.fs.commit() {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fsyncdir", e)),
         }

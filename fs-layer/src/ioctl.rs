@@ -300,7 +300,7 @@ pub fn handle(
     };
     if writes && outcome.changed && sync {
         fs.write_back_vector_file(ino)?;
-        fs.sync()?;
+        fs.commit()?;
     }
     Ok(outcome)
 }

@@ -19,6 +19,7 @@ pub mod fs;
 pub mod fsck;
 pub mod fuse;
 pub mod ioctl;
+pub mod locks;
 pub mod mkfs;
 pub mod mount;
 pub mod namespace;

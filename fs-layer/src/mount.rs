@@ -227,7 +227,7 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
     block_signals();
     let notifier = Arc::new(std::sync::OnceLock::new());
     let session = fuser::Session::new(
-        VexFuse::new(fs.clone(), notifier.clone()),
+        VexFuse::new(fs.clone(), notifier.clone())?,
         &request.mountpoint,
         &request.config(),
     )

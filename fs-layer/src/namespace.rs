@@ -61,8 +61,8 @@ impl Fs {
 
     fn remove_entry(&self, parent: u64, name: &[u8], want_dir: bool) -> Result<()> {
         self.check_writable()?;
-        {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let nameless = {
+            let _gate = self.gate.read();
             let mut st = self.lock();
             let mut parent_record = Self::dir_inode(&mut st, parent)?;
             let Some(entry) = dir::lookup(&mut st, parent, name)? else {
@@ -89,33 +89,36 @@ impl Fs {
             parent_record.mtime = t;
             parent_record.ctime = t;
             Self::put_inode(&mut st, parent, &parent_record)?;
-            self.drop_link(&mut st, entry.ino, record, t)?;
+            self.drop_link(&mut st, entry.ino, record, t)?
+        };
+        if let Some(ino) = nameless {
+            self.free_if_unused(ino)?;
         }
         self.commit_if_large()
     }
 
-    /// One name less for `ino`; frees it when none remain and nobody has it open.
+    /// One name less for `ino`. When none remain it becomes an orphan, and
+    /// its number is returned: the caller frees it once it has let go of
+    /// the metadata lock (see [`Fs::free_if_unused`]).
     fn drop_link(
         &self,
         st: &mut Store,
         ino: u64,
         mut record: InodeRecord,
         t: Timespec,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         record.nlink = if record.is_dir() {
             0
         } else {
             record.nlink.saturating_sub(1)
         };
         record.ctime = t;
+        Self::put_inode(st, ino, &record)?;
         if record.nlink > 0 {
-            return Self::put_inode(st, ino, &record);
+            return Ok(None);
         }
-        if self.open_count(ino) > 0 {
-            Self::put_inode(st, ino, &record)?;
-            return btree::insert(st, Key::new(0, Kind::Orphan, ino), Vec::new());
-        }
-        Self::free_inode(st, ino, &record)
+        btree::insert(st, Key::new(0, Kind::Orphan, ino), Vec::new())?;
+        Ok(Some(ino))
     }
 
     pub fn rename(
@@ -136,10 +139,13 @@ impl Fs {
                 format!("rename flags {flags:#x} not supported"),
             ));
         }
-        {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let nameless = {
+            let _gate = self.gate.read();
             let mut st = self.lock();
-            self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?;
+            self.rename_locked(&mut st, parent, name, new_parent, new_name, flags)?
+        };
+        if let Some(ino) = nameless {
+            self.free_if_unused(ino)?;
         }
         self.commit_if_large()
     }
@@ -152,7 +158,7 @@ impl Fs {
         new_parent: u64,
         new_name: &[u8],
         flags: u32,
-    ) -> Result<()> {
+    ) -> Result<Option<u64>> {
         Self::dir_inode(st, parent)?;
         Self::dir_inode(st, new_parent)?;
         let Some(src) = dir::lookup(st, parent, name)? else {
@@ -203,7 +209,7 @@ impl Fs {
             Self::put_inode(st, src.ino, &src_record)?;
             Self::put_inode(st, dst.ino, &dst_record)?;
             self.adjust_nlink(st, parent, 0, t)?;
-            return self.adjust_nlink(st, new_parent, 0, t);
+            return self.adjust_nlink(st, new_parent, 0, t).map(|()| None);
         }
         if let Some(dst) = &dst {
             if flags & RENAME_NOREPLACE != 0 {
@@ -213,13 +219,13 @@ impl Fs {
                 ));
             }
             if dst.ino == src.ino {
-                return Ok(()); // two names of one file: POSIX says do nothing
+                return Ok(None); // two names of one file: POSIX says do nothing
             }
         }
         if src_record.is_dir() {
             self.check_not_ancestor(st, src.ino, new_parent)?;
         }
-        if let Some(dst) = dst {
+        let nameless = if let Some(dst) = dst {
             let dst_record = Self::inode(st, dst.ino)?;
             match (src_record.is_dir(), dst_record.is_dir()) {
                 (true, false) => {
@@ -246,7 +252,7 @@ impl Fs {
             if dst_record.is_dir() {
                 self.adjust_nlink(st, new_parent, -1, t)?;
             }
-            self.drop_link(st, dst.ino, dst_record, t)?;
+            self.drop_link(st, dst.ino, dst_record, t)?
         } else {
             dir::add(
                 st,
@@ -257,7 +263,8 @@ impl Fs {
                     name: new_name.to_vec(),
                 },
             )?;
-        }
+            None
+        };
         dir::remove(st, parent, name)?;
         if src_record.is_dir() && parent != new_parent {
             src_record.parent = new_parent;
@@ -267,7 +274,8 @@ impl Fs {
         src_record.ctime = t;
         Self::put_inode(st, src.ino, &src_record)?;
         self.adjust_nlink(st, parent, 0, t)?;
-        self.adjust_nlink(st, new_parent, 0, t)
+        self.adjust_nlink(st, new_parent, 0, t)?;
+        Ok(nameless)
     }
 
     /// Adds `delta` to a directory's link count and stamps its mtime/ctime.

@@ -53,6 +53,13 @@ pub struct Store {
     /// reusable until the transaction commits, because the committed
     /// metadata may still point at them.
     pending_free: BTreeMap<u64, u64>,
+    /// Blocks in `pending_free`: counted free, not allocatable yet.
+    pending_free_blocks: u64,
+    /// Blocks promised to files for a write-back they still owe (vector
+    /// files acknowledge inserts before writing them): by inode. Other
+    /// allocations cannot take them, so the write-back cannot meet ENOSPC.
+    reserved: HashMap<u64, u64>,
+    reserved_blocks: u64,
     alloc_cursor: u64,
     /// Committed-but-not-checkpointed images seen at a read-only open (fsck).
     overlay: HashMap<u64, Vec<u8>>,
@@ -124,6 +131,9 @@ impl Store {
                 tick: 0,
                 cache_blocks_max: CACHE_BLOCKS_DEFAULT,
                 pending_free: BTreeMap::new(),
+                pending_free_blocks: 0,
+                reserved: HashMap::new(),
+                reserved_blocks: 0,
                 alloc_cursor,
                 overlay,
                 commits: 0,
@@ -374,16 +384,61 @@ impl Store {
         (self.sb.total_blocks / 256).clamp(64, 8192)
     }
 
-    /// Allocation for file data: ENOSPC once only the metadata reserve is left.
-    pub fn alloc_data(&mut self, goal: u64, want: u64) -> Result<(u64, u64)> {
-        let available = self
-            .sb
+    /// Free blocks the data of file `ino` may take now: not those freed by
+    /// the running transaction (reusable once it commits), not the metadata
+    /// reserve, not what other files have reserved; its own reservation is
+    /// included.
+    pub fn data_blocks_available(&self, ino: u64) -> u64 {
+        let own = self.reserved.get(&ino).copied().unwrap_or(0);
+        self.sb
             .free_blocks
-            .saturating_sub(self.metadata_reserve_blocks());
+            .saturating_sub(self.pending_free_blocks)
+            .saturating_sub(self.metadata_reserve_blocks())
+            .saturating_sub(self.reserved_blocks - own)
+    }
+
+    /// Allocation for the data of file `ino`: draws on its reservation
+    /// first; ENOSPC once nothing is available to it.
+    pub fn alloc_data(&mut self, ino: u64, goal: u64, want: u64) -> Result<(u64, u64)> {
+        let available = self.data_blocks_available(ino);
         if available == 0 {
             return Err(enospc());
         }
-        self.alloc(goal, want.min(available))
+        let (start, len) = self.alloc(goal, want.min(available))?;
+        if let Some(own) = self.reserved.get_mut(&ino) {
+            let used = len.min(*own);
+            *own -= used;
+            self.reserved_blocks -= used;
+        }
+        Ok((start, len))
+    }
+
+    /// Sets the reservation of file `ino` to `blocks` (0 releases it).
+    /// Growing it fails with ENOSPC, changing nothing, when the blocks are
+    /// not available; shrinking always succeeds.
+    pub fn reserve(&mut self, ino: u64, blocks: u64) -> Result<()> {
+        let own = self.reserved.get(&ino).copied().unwrap_or(0);
+        if blocks > own && blocks > self.data_blocks_available(ino) {
+            return Err(Error::refused(
+                libc::ENOSPC,
+                format!(
+                    "no room: writing file {ino} back needs {blocks} blocks, {} are available",
+                    self.data_blocks_available(ino)
+                ),
+            ));
+        }
+        self.reserved_blocks = self.reserved_blocks - own + blocks;
+        if blocks == 0 {
+            self.reserved.remove(&ino);
+        } else {
+            self.reserved.insert(ino, blocks);
+        }
+        Ok(())
+    }
+
+    /// Blocks reserved by all files, for statfs.
+    pub fn reserved_blocks(&self) -> u64 {
+        self.reserved_blocks
     }
 
     /// Blocks freed by the running transaction wait for its commit; a
@@ -412,6 +467,7 @@ impl Store {
             }
         }
         self.pending_free.insert(start, len);
+        self.pending_free_blocks += len;
         Ok(())
     }
 
@@ -502,6 +558,7 @@ impl Store {
         self.dirty.clear();
         self.sb_dirty = false;
         self.pending_free.clear();
+        self.pending_free_blocks = 0;
         self.commits += 1;
         Ok(true)
     }

@@ -13,8 +13,10 @@ pub mod layout;
 pub mod set;
 mod writeback;
 
+use self::writeback::Plan;
+
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use vexfs_uapi::*;
 
@@ -22,6 +24,7 @@ use crate::btree;
 use crate::error::{Error, Result};
 use crate::format::{Key, Kind, INODE_FLAG_VECTOR};
 use crate::fs::Fs;
+use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 
 use self::exact::Hit;
 use self::index::{IndexChoice, VectorIndex};
@@ -55,46 +58,96 @@ pub struct VectorFile {
     /// An index that could not be built for (factory, metric, generation):
     /// not tried again until the vectors change.
     failed: Option<(String, u32, u64)>,
+    /// The file is a vector file on disk (its first write-back is done).
+    stored: bool,
 }
 
-/// Vector files in use, by inode.
+/// Vector files in memory, by inode.
+///
+/// A vector file stays in memory as long as any request holds it, and
+/// leaves only through [`evict`](Self::evict): when the caller is the only
+/// holder and nothing in it is unwritten. A request that finds no entry
+/// loads the file from its stored bytes, which are then current.
 #[derive(Default)]
 pub struct VectorFiles {
-    open: Mutex<HashMap<u64, Arc<RwLock<VectorFile>>>>,
+    resident: Mutex<Residents>,
+}
+
+#[derive(Default)]
+struct Residents {
+    files: HashMap<u64, Arc<RwLock<VectorFile>>>,
+    /// Bumped by every eviction: a load that overlapped one may have read
+    /// bytes older than the evicted file's last write-back, and is redone.
+    evictions: u64,
 }
 
 impl VectorFiles {
     fn get(&self, ino: u64) -> Option<Arc<RwLock<VectorFile>>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ino)
-            .cloned()
+        self.resident.lock().files.get(&ino).cloned()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.resident.lock().evictions
+    }
+
+    /// Makes `loaded` resident unless another is already; None when an
+    /// eviction happened since `evictions` was read (load again).
+    fn insert_loaded(
+        &self,
+        ino: u64,
+        loaded: Arc<RwLock<VectorFile>>,
+        evictions: u64,
+    ) -> Option<Arc<RwLock<VectorFile>>> {
+        let mut resident = self.resident.lock();
+        if resident.evictions != evictions {
+            return None;
+        }
+        Some(resident.files.entry(ino).or_insert(loaded).clone())
     }
 
     fn all(&self) -> Vec<(u64, Arc<RwLock<VectorFile>>)> {
-        self.open
+        self.resident
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .files
             .iter()
             .map(|(ino, file)| (*ino, file.clone()))
             .collect()
     }
 
-    fn forget(&self, ino: u64) {
-        self.open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ino);
+    /// Drops `ino` from memory if `file` is its entry, the caller's handle
+    /// is the only one besides the table's, and `guard` (the caller's write
+    /// lock on it) shows nothing unwritten. Any other request that holds the
+    /// file shows in the count, and none can take it while the table is locked.
+    fn evict(&self, ino: u64, file: &Arc<RwLock<VectorFile>>, guard: &VectorFile) -> bool {
+        let mut resident = self.resident.lock();
+        let only_holder = resident
+            .files
+            .get(&ino)
+            .is_some_and(|f| Arc::ptr_eq(f, file))
+            && Arc::strong_count(file) == 2;
+        if !only_holder || guard.dirty() {
+            return false;
+        }
+        resident.files.remove(&ino);
+        resident.evictions += 1;
+        true
+    }
+
+    /// The inode was freed: its vectors have nowhere to go.
+    pub(crate) fn discard(&self, ino: u64) {
+        let mut resident = self.resident.lock();
+        if resident.files.remove(&ino).is_some() {
+            resident.evictions += 1;
+        }
     }
 }
 
-fn write_lock(file: &RwLock<VectorFile>) -> std::sync::RwLockWriteGuard<'_, VectorFile> {
-    file.write().unwrap_or_else(|p| p.into_inner())
+fn write_lock(file: &RwLock<VectorFile>) -> WriteGuard<'_, VectorFile> {
+    file.write()
 }
 
-fn read_lock(file: &RwLock<VectorFile>) -> std::sync::RwLockReadGuard<'_, VectorFile> {
-    file.read().unwrap_or_else(|p| p.into_inner())
+fn read_lock(file: &RwLock<VectorFile>) -> ReadGuard<'_, VectorFile> {
+    file.read()
 }
 
 fn einval(reason: String) -> Error {
@@ -181,13 +234,17 @@ impl Fs {
 
     /// The vector file `ino` in memory, loading it on first use.
     fn vector_file(&self, ino: u64) -> Result<Arc<RwLock<VectorFile>>> {
-        if let Some(file) = self.vectors.get(ino) {
-            return Ok(file);
+        loop {
+            let evictions = self.vectors.evictions();
+            if let Some(file) = self.vectors.get(ino) {
+                return Ok(file);
+            }
+            let loaded = Arc::new(RwLock::new(Rank::VectorFile, self.load_vector_file(ino)?));
+            // Another thread may have loaded it meanwhile: keep the first.
+            if let Some(file) = self.vectors.insert_loaded(ino, loaded, evictions) {
+                return Ok(file);
+            }
         }
-        let loaded = Arc::new(RwLock::new(self.load_vector_file(ino)?));
-        let mut open = self.vectors.open.lock().unwrap_or_else(|p| p.into_inner());
-        // Another thread may have loaded it meanwhile: keep the first.
-        Ok(open.entry(ino).or_insert(loaded).clone())
     }
 
     fn vector_meta_item(&self, ino: u64) -> Result<Option<VectorMeta>> {
@@ -213,6 +270,10 @@ impl Fs {
     }
 
     fn load_vector_file(&self, ino: u64) -> Result<VectorFile> {
+        // Item, rows and ids as one snapshot: a write-back holds this lock
+        // (for writing) from its first change to its VectorMeta item.
+        let state = self.file_state(ino);
+        let _io = state.io.read();
         let Some(meta) = self.vector_meta_item(ino)? else {
             return Err(einval(format!(
                 "inode {ino} is not a vector file (SET_VECTOR_META makes it one)"
@@ -220,8 +281,8 @@ impl Fs {
         };
         let count = meta.vector_count as usize;
         let row_bytes = layout::row_bytes(meta.dimensions) as usize;
-        let raw_rows = self.read(ino, meta.data_offset, count * row_bytes)?;
-        let raw_ids = self.read(ino, meta.ids_offset, count * 8)?;
+        let raw_rows = self.read_locked(ino, meta.data_offset, count * row_bytes)?;
+        let raw_ids = self.read_locked(ino, meta.ids_offset, count * 8)?;
         if raw_rows.len() != count * row_bytes || raw_ids.len() != count * 8 {
             return Err(Error::corrupt(
                 "vector file",
@@ -252,6 +313,7 @@ impl Fs {
             rewrite: false,
             truncate_first: false,
             failed: None,
+            stored: true,
         })
     }
 
@@ -287,9 +349,10 @@ impl Fs {
                 info.alignment_bytes,
             )
         };
-        match self.vector_meta_item(ino)? {
+        let file = match self.vector_meta_item(ino)? {
             None => {
-                // A plain file becomes a vector file only while it holds no bytes.
+                // A plain file becomes a vector file only while it holds no
+                // bytes (checked again by the write-back, under the data lock).
                 let size = self.getattr(ino)?.size;
                 if size != 0 {
                     return Err(Error::refused(
@@ -299,7 +362,7 @@ impl Fs {
                         ),
                     ));
                 }
-                let file = VectorFile {
+                let mut file = VectorFile {
                     meta: fresh(),
                     set: VectorSet::new(info.dimensions),
                     generation: 1,
@@ -308,27 +371,30 @@ impl Fs {
                     rewrite: true,
                     truncate_first: false,
                     failed: None,
+                    stored: false,
                 };
-                let file = Arc::new(RwLock::new(file));
-                {
-                    let mut open = self.vectors.open.lock().unwrap_or_else(|p| p.into_inner());
-                    open.insert(ino, file.clone());
+                // On disk first, in memory after: nobody sees a vector file
+                // that is not one on disk.
+                match self.write_back(ino, &mut file) {
+                    Ok(()) => return Ok(()),
+                    // A concurrent SET_VECTOR_META made it one first.
+                    Err(e) if e.errno() == libc::EEXIST => self.vector_file(ino)?,
+                    Err(e) => return Err(e),
                 }
-                let mut file = write_lock(&file);
-                self.write_back(ino, &mut file, true)
             }
-            Some(_) => {
-                let file = self.vector_file(ino)?;
-                let mut file = write_lock(&file);
-                if file.layout_matches(info) {
-                    if file.meta.alignment_bytes != info.alignment_bytes {
-                        file.meta.alignment_bytes = info.alignment_bytes;
-                        file.rewrite = true;
-                    }
-                    return Ok(());
+            Some(_) => self.vector_file(ino)?,
+        };
+        let mut file = write_lock(&file);
+        {
+            if file.layout_matches(info) {
+                if file.meta.alignment_bytes != info.alignment_bytes {
+                    file.meta.alignment_bytes = info.alignment_bytes;
+                    file.rewrite = true;
                 }
-                if !file.set.is_empty() && info.vector_count != 0 {
-                    return Err(Error::refused(
+                return Ok(());
+            }
+            if !file.set.is_empty() && info.vector_count != 0 {
+                return Err(Error::refused(
                         libc::EBUSY,
                         format!(
                             "dimensions: the file holds {} vectors of {} dimensions; set vector_count = 0 to drop them for {}",
@@ -337,15 +403,14 @@ impl Fs {
                             info.dimensions
                         ),
                     ));
-                }
-                file.set = VectorSet::new(info.dimensions);
-                file.meta = fresh();
-                file.index = None;
-                file.rewrite = true;
-                file.truncate_first = true;
-                file.changed();
-                self.write_back(ino, &mut file, false)
             }
+            file.set = VectorSet::new(info.dimensions);
+            file.meta = fresh();
+            file.index = None;
+            file.rewrite = true;
+            file.truncate_first = true;
+            file.changed();
+            self.write_back(ino, &mut file)
         }
     }
 
@@ -386,16 +451,26 @@ impl Fs {
         }
         let row_bytes = layout::row_bytes(dimensions);
         let vectors_max = (FILE_VECTOR_BYTES_MAX / row_bytes).min(FILE_VECTORS_MAX as u64) as usize;
+        // The space its write-back needs is taken now: an insert the device
+        // cannot hold is refused here, not at fsync.
+        let count = (rows.len() / dimensions as usize) as u64;
+        let replaced = ids.map_or(0, |ids| {
+            ids.iter()
+                .filter(|id| file.set.slot_of(**id).is_some())
+                .count() as u64
+        });
+        self.reserve_for_change(ino, Plan::blocks_after_insert(&file, count, replaced))?;
         let outcome = file
             .set
-            .insert(rows, ids, flags & VEXFS_INSERT_NO_REPLACE != 0, vectors_max)
-            .map_err(|refusal| match refusal {
-                InsertRefusal::Exists(id) => Error::refused(
-                    libc::EEXIST,
-                    format!("vector_ids: id {id} is already stored (NO_REPLACE)"),
-                ),
-                InsertRefusal::TooLarge(why) => Error::refused(libc::EFBIG, why),
-            })?;
+            .insert(rows, ids, flags & VEXFS_INSERT_NO_REPLACE != 0, vectors_max);
+        self.reserve_exactly(ino, &file);
+        let outcome = outcome.map_err(|refusal| match refusal {
+            InsertRefusal::Exists(id) => Error::refused(
+                libc::EEXIST,
+                format!("vector_ids: id {id} is already stored (NO_REPLACE)"),
+            ),
+            InsertRefusal::TooLarge(why) => Error::refused(libc::EFBIG, why),
+        })?;
         let index_was_current = file.index_generation == file.generation;
         file.changed();
         // Keep an index current by adding what was appended; a replaced
@@ -430,11 +505,42 @@ impl Fs {
         self.check_writable()?;
         let file = self.vector_file(ino)?;
         let mut file = write_lock(&file);
-        let removed = file.set.delete(ids);
-        if removed > 0 {
-            file.changed();
+        let stored = ids
+            .iter()
+            .filter(|id| file.set.slot_of(**id).is_some())
+            .count() as u64;
+        if stored == 0 {
+            return Ok(0);
         }
+        // A delete moves the last row into the hole: that row is written again.
+        self.reserve_for_change(ino, Plan::blocks_after_delete(&file, stored))?;
+        let removed = file.set.delete(ids);
+        file.changed();
+        self.reserve_exactly(ino, &file);
         Ok(removed as u32)
+    }
+
+    /// Reserves the blocks the next write-back of `ino` will need after a
+    /// change, before the change: ENOSPC refuses the change itself.
+    fn reserve_for_change(&self, ino: u64, blocks: u64) -> Result<()> {
+        self.reserve_write_back(ino, blocks).map_err(|e| {
+            if e.errno() == libc::ENOSPC {
+                Error::refused(libc::ENOSPC, format!("vectors: {e}"))
+            } else {
+                e
+            }
+        })
+    }
+
+    /// After a change: the reservation becomes exactly what the write-back
+    /// needs (no more than was reserved before it).
+    fn reserve_exactly(&self, ino: u64, file: &VectorFile) {
+        let blocks = Plan::of(file).blocks(file.meta.dimensions);
+        if let Err(e) = self.lock().reserve(ino, blocks) {
+            // Only a bound that was too small gets here; the write-back reserves again.
+            debug_assert!(false, "reservation bound too small: {e}");
+            eprintln!("vexfs: vector file {ino}: {e}");
+        }
     }
 
     /// GET_VECTORS: the rows of `ids`, in order; ENOENT names the first id not stored.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod client;
+
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -177,6 +179,25 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         self.do_unmount();
+    }
+}
+
+/// Aborts the FUSE connection of the mount whose device number is `dev`:
+/// every request waiting on the daemon fails, so stuck callers return and
+/// the mount can be taken down. Mounts the fuse control filesystem first
+/// where nobody has.
+pub fn abort_fuse_connection(dev: u64) {
+    let connections = Path::new("/sys/fs/fuse/connections");
+    let minor = libc::minor(dev);
+    let abort = connections.join(format!("{minor}/abort"));
+    if !abort.exists() {
+        let _ = Command::new("mount")
+            .args(["-t", "fusectl", "none"])
+            .arg(connections)
+            .status();
+    }
+    if let Err(e) = std::fs::write(&abort, "1") {
+        eprintln!("aborting FUSE connection {minor}: {e}");
     }
 }
 

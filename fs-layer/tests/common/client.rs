@@ -1,0 +1,143 @@
+//! A small client over the uapi mirror: the vector ioctls as a test
+//! program calls them on a file in a mount.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+
+use vexfs_uapi::*;
+
+use super::Rng;
+
+pub fn ioctl(file: &File, cmd: u32, arg: &mut [u8]) -> Result<(), i32> {
+    // SAFETY: `arg` is the request struct, sized as `cmd` encodes; the
+    // pointers inside it address live Vecs of the caller.
+    let r = unsafe { libc::ioctl(file.as_raw_fd(), cmd as _, arg.as_mut_ptr()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn set_meta(file: &File, dimensions: u32, vector_count: u32) -> Result<(), i32> {
+    let info = VexfsVectorFileInfo {
+        dimensions,
+        element_type: VEXFS_VECTOR_FLOAT32,
+        vector_count,
+        ..Default::default()
+    };
+    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+}
+
+pub fn set_info(file: &File, info: VexfsVectorFileInfo) -> Result<(), i32> {
+    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+}
+
+pub fn get_meta(file: &File) -> Result<VexfsVectorFileInfo, i32> {
+    let mut bytes = [0u8; VEXFS_VECTOR_FILE_INFO_SIZE];
+    ioctl(file, VEXFS_IOC_GET_VECTOR_META, &mut bytes)?;
+    Ok(VexfsVectorFileInfo::from_bytes(&bytes))
+}
+
+pub fn insert(
+    file: &File,
+    dimensions: u32,
+    rows: &[f32],
+    ids: Option<&[u64]>,
+    flags: u32,
+) -> Result<(), i32> {
+    let request = VexfsBatchInsertRequest {
+        vectors_addr: rows.as_ptr() as u64,
+        vector_count: (rows.len() / dimensions as usize) as u32,
+        dimensions,
+        vector_ids_addr: ids.map(|i| i.as_ptr() as u64).unwrap_or(0),
+        flags,
+        _pad0: 0,
+    };
+    ioctl(file, VEXFS_IOC_BATCH_INSERT, &mut request.to_bytes())
+}
+
+pub fn search(
+    file: &File,
+    query: &[f32],
+    k: u32,
+    search_type: u32,
+) -> Result<Vec<(u64, f32)>, i32> {
+    let mut values = vec![0f32; k as usize];
+    let mut ids = vec![0u64; k as usize];
+    let request = VexfsVectorSearchRequest {
+        query_vector_addr: query.as_ptr() as u64,
+        dimensions: query.len() as u32,
+        k,
+        search_type,
+        results_addr: values.as_mut_ptr() as u64,
+        result_ids_addr: ids.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let mut bytes = request.to_bytes();
+    ioctl(file, VEXFS_IOC_VECTOR_SEARCH, &mut bytes)?;
+    let count = VexfsVectorSearchRequest::from_bytes(&bytes).result_count as usize;
+    Ok(ids[..count]
+        .iter()
+        .copied()
+        .zip(values[..count].iter().copied())
+        .collect())
+}
+
+pub fn delete(file: &File, ids: &[u64]) -> Result<u32, i32> {
+    let request = VexfsDeleteRequest {
+        ids_addr: ids.as_ptr() as u64,
+        id_count: ids.len() as u32,
+        ..Default::default()
+    };
+    let mut bytes = request.to_bytes();
+    ioctl(file, VEXFS_IOC_DELETE_VECTORS, &mut bytes)?;
+    Ok(VexfsDeleteRequest::from_bytes(&bytes).deleted_count)
+}
+
+pub fn fetch(file: &File, dimensions: u32, ids: &[u64]) -> Result<Vec<f32>, i32> {
+    let mut rows = vec![0f32; ids.len() * dimensions as usize];
+    let request = VexfsGetVectorsRequest {
+        ids_addr: ids.as_ptr() as u64,
+        vectors_addr: rows.as_mut_ptr() as u64,
+        id_count: ids.len() as u32,
+        dimensions,
+        ..Default::default()
+    };
+    ioctl(file, VEXFS_IOC_GET_VECTORS, &mut request.to_bytes())?;
+    Ok(rows)
+}
+
+pub fn open_rw(path: &std::path::Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+/// Deterministic rows in [-0.5, 0.5).
+pub fn rows(seed: u64, n: usize, d: usize) -> Vec<f32> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n * d)
+        .map(|_| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+        .collect()
+}
+
+pub fn xattr_set(path: &std::path::Path, name: &str, value: &str) {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr() as *const _,
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+}
