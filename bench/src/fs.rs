@@ -2,6 +2,7 @@
 //! through FUSE and on ext4 over a loop device, each on an image file of the
 //! same size in the same directory. Every operation's latency is recorded.
 
+mod mixed;
 mod mount;
 mod workload;
 
@@ -12,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::latency::Percentiles;
+pub use mixed::{MixedStats, THREADS_MAX};
 pub use mount::{find_tool, Ext4Mount, Ext4Tools, Mounted, VexfsMount};
 use workload::{append_fsync, drop_caches, fill, metadata, random_reads, random_writes};
 pub(crate) use workload::{catch_interrupts, check_interrupted};
@@ -41,6 +43,8 @@ pub struct Config {
     pub ext4: bool,
     /// The `vexfs` binary (mkfs, mount).
     pub vexfs_binary: PathBuf,
+    /// Threads of the mixed workload; 0 leaves it out.
+    pub threads: usize,
 }
 
 impl Config {
@@ -58,6 +62,9 @@ impl Config {
         }
         if !(self.seconds > 0.0 && self.seconds <= SECONDS_MAX) {
             bail!("--seconds {} is not in (0, {SECONDS_MAX}]", self.seconds);
+        }
+        if self.threads > THREADS_MAX {
+            bail!("--threads {} is not in [0, {THREADS_MAX}]", self.threads);
         }
         Ok(())
     }
@@ -150,6 +157,8 @@ pub struct FsResult {
     pub randwrite: OpStats,
     /// fsync after each 4 KiB append (the append is not timed).
     pub fsync: OpStats,
+    /// `--threads N`: create/write/fsync/stat/search from N threads at once.
+    pub mixed: Option<MixedStats>,
 }
 
 /// The whole run, as `--json` prints it.
@@ -280,6 +289,20 @@ fn measure(
     ));
     let fsync = append_fsync(&root.join("append"), io_file_bytes, duration)
         .with_context(|| format!("{name}: fsync workload"))?;
+    let mixed = match config.threads {
+        0 => None,
+        threads => {
+            progress(&format!(
+                "fs: {name}: create/write/fsync/stat{} from {threads} threads, {:.1} s",
+                if name == "VexFS" { "/search" } else { "" },
+                config.seconds
+            ));
+            Some(
+                mixed::mixed(&root.join("mixed"), threads, duration, name == "VexFS")
+                    .with_context(|| format!("{name}: mixed workload"))?,
+            )
+        }
+    };
 
     Ok(FsResult {
         name,
@@ -292,6 +315,7 @@ fn measure(
         randread_cold: backing_direct || page_cache_dropped,
         randwrite,
         fsync,
+        mixed,
     })
 }
 
@@ -327,6 +351,16 @@ impl Drop for Scratch {
 }
 
 type Pick = fn(&FsResult) -> &OpStats;
+type MixedPick = fn(&MixedStats) -> Option<&OpStats>;
+
+/// The mixed workload's rows: label and field, in order.
+const MIXED_OPS: [(&str, MixedPick); 5] = [
+    ("create", |m| Some(&m.create)),
+    ("write 4K", |m| Some(&m.write)),
+    ("fsync", |m| Some(&m.fsync)),
+    ("stat", |m| Some(&m.stat)),
+    ("search", |m| m.search.as_ref()),
+];
 
 /// Report rows: label and field, in order.
 const WORKLOADS: [(&str, Pick); 6] = [
@@ -338,18 +372,30 @@ const WORKLOADS: [(&str, Pick); 6] = [
     ("fsync 4K append", |r| &r.fsync),
 ];
 
-const TABLE_LABEL_WIDTH: usize = 26;
+const TABLE_LABEL_WIDTH: usize = 34;
+const SEARCH_K_NOTE: usize = 10;
+const SEARCH_NOTE: &str = "2000 x 64";
 const TABLE_VALUE_WIDTH: usize = 12;
 const TABLE_RATIO_WIDTH: usize = 14;
 
 /// One line of the table; with two values, their ratio after them.
 fn push_row(out: &mut String, label: &str, values: &[f64]) {
     *out += &format!("{label:<TABLE_LABEL_WIDTH$}");
+    // NaN: the filesystem has no such operation (search on ext4).
     for value in values {
-        *out += &format!("{value:>TABLE_VALUE_WIDTH$.1}");
+        *out += &if value.is_nan() {
+            format!("{:>TABLE_VALUE_WIDTH$}", "-")
+        } else {
+            format!("{value:>TABLE_VALUE_WIDTH$.1}")
+        };
     }
     if let [ours, theirs] = values {
-        *out += &format!("{:>TABLE_RATIO_WIDTH$.2}", ours / theirs);
+        let ratio = ours / theirs;
+        *out += &if ratio.is_nan() {
+            format!("{:>TABLE_RATIO_WIDTH$}", "-")
+        } else {
+            format!("{ratio:>TABLE_RATIO_WIDTH$.2}")
+        };
     }
     *out += "\n";
 }
@@ -376,6 +422,30 @@ pub fn render_table(run: &FsRun) -> String {
         for (j, (name, _)) in Percentiles::default().rows().iter().enumerate() {
             let lat_us: Vec<f64> = stats.iter().map(|s| s.lat_us.rows()[j].1).collect();
             push_row(&mut out, &format!("{workload} {name} (us)"), &lat_us);
+        }
+    }
+    if let Some(threads) = run.vexfs.mixed.as_ref().map(|m| m.threads) {
+        for (op, pick) in MIXED_OPS {
+            let stats: Vec<Option<&OpStats>> = columns
+                .iter()
+                .map(|c| c.mixed.as_ref().and_then(pick))
+                .collect();
+            if stats.iter().all(|s| s.is_none()) {
+                continue;
+            }
+            let row = |value: &dyn Fn(&OpStats) -> f64| -> Vec<f64> {
+                stats.iter().map(|s| s.map_or(f64::NAN, value)).collect()
+            };
+            out += "\n";
+            let label = format!("{threads} threads: {op}");
+            push_row(&mut out, &format!("{label} ops/s"), &row(&|s| s.ops_per_s));
+            for (j, (name, _)) in Percentiles::default().rows().iter().enumerate() {
+                push_row(
+                    &mut out,
+                    &format!("{label} {name} (us)"),
+                    &row(&|s| s.lat_us.rows()[j].1),
+                );
+            }
         }
     }
     let mut note = |line: String| {
@@ -427,6 +497,12 @@ pub fn render_table(run: &FsRun) -> String {
         });
     }
     note("randwrite 4K: buffered pwrite at QD1 into the same file; it returns when the filesystem has the data (ext4: in the page cache), not when it is durable".to_string());
+    if let Some(mixed) = &run.vexfs.mixed {
+        note(format!(
+            "{} threads: each in its own directory cycles create (O_EXCL + 4 KiB write + close), 4 KiB overwrite of its data file, fsync of it, stat of a file it created, and k={SEARCH_K_NOTE} search of a shared {SEARCH_NOTE} vector file (VexFS only); ops/s per op over all threads",
+            mixed.threads
+        ));
+    }
     note(format!(
         "fsync 4K append: latency of fsync(2) after each 4 KiB append (the append untimed; the file starts over every {} MiB); ops/s counts append+fsync pairs",
         run.io_file_bytes >> 20
@@ -465,6 +541,7 @@ mod tests {
             randread_cold: true,
             randwrite: stats(300.0 * scale, 3.0),
             fsync: stats(50.0 * scale, 400.0),
+            mixed: None,
         }
     }
 
@@ -477,6 +554,7 @@ mod tests {
             keep: false,
             ext4: true,
             vexfs_binary: PathBuf::from("vexfs"),
+            threads: 0,
         }
     }
 

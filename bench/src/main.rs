@@ -66,6 +66,10 @@ struct FsArgs {
     /// Measure VexFS alone (no losetup or mkfs.ext4 needed).
     #[arg(long)]
     no_ext4: bool,
+    /// Also run create/write/fsync/stat (and search on VexFS) from this
+    /// many threads at once for --seconds; 0 leaves the mixed workload out.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 #[derive(clap::Args)]
@@ -269,6 +273,7 @@ fn fs_command(args: FsArgs) -> Result<()> {
         keep: args.keep,
         ext4: !args.no_ext4,
         vexfs_binary,
+        threads: args.threads,
     };
     let quiet = args.json;
     let mut progress = |message: &str| {

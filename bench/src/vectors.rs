@@ -6,7 +6,7 @@
 //! beside, with what each measured. Recall lives in `vexfs-bench search`.
 
 mod cells;
-mod client;
+pub(crate) mod client;
 mod options;
 mod place;
 mod report;

@@ -44,6 +44,8 @@ pub struct Fs {
     pub(crate) dev: Arc<dyn BlockDevice>,
     meta: Mutex<Store>,
     pub(crate) gate: RwLock<()>,
+    /// Held by one commit from its seal to the end of its device I/O.
+    commit_lock: Mutex<()>,
     files: Mutex<HashMap<u64, Arc<FileState>>>,
     /// File data has been written since the last device flush.
     pub(crate) data_unflushed: AtomicBool,
@@ -108,6 +110,7 @@ impl Fs {
             dev,
             meta: Mutex::new(Rank::Meta, store),
             gate: RwLock::new(Rank::Gate, ()),
+            commit_lock: Mutex::new(Rank::Commit, ()),
             files: Mutex::new(Rank::Table, HashMap::new()),
             data_unflushed: AtomicBool::new(false),
             read_only: options.read_only,
@@ -257,20 +260,46 @@ impl Fs {
     /// Commits the running transaction: file data written and metadata
     /// changed so far are durable on return. Vector files not written back
     /// are not part of it (fsync writes back its own file first).
+    ///
+    /// The pipeline, one commit at a time (the commit lock):
+    /// 1. A commit that started after the caller's changes and has finished
+    ///    covers them: return (group commit: concurrent fsyncs share one).
+    /// 2. Seal, under the gate (exclusive: no data write is half-way) and
+    ///    the metadata lock: the running transaction's blocks are encoded
+    ///    and the next transaction starts. Both locks are let go at once.
+    /// 3. Device I/O with neither lock held: flush, journal, flush,
+    ///    checkpoint (FORMAT.md §4). Readers and writers of every file go on
+    ///    in the next transaction meanwhile.
+    /// 4. Done, under the metadata lock: blocks the transaction freed
+    ///    become reusable.
+    ///
+    /// A failed write leaves the device with the previous commit and stops
+    /// further commits (the next mount recovers from the journal).
     pub fn commit(&self) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
         self.check_running()?;
-        let _gate = self.gate.write();
-        let mut st = self.lock();
-        let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
-        let committed = st
-            .commit()
-            .inspect_err(|_| self.data_unflushed.store(true, Ordering::SeqCst))?;
-        if !committed && unflushed {
-            self.dev.flush()?;
+        let needed = self.lock().transaction();
+        let _commit = self.commit_lock.lock();
+        if self.lock().durable_transaction() >= needed {
+            return Ok(());
         }
+        self.check_running()?;
+        let (sealed, unflushed) = {
+            let _gate = self.gate.write();
+            let mut st = self.lock();
+            let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
+            let sealed = st
+                .seal()
+                .inspect_err(|_| self.data_unflushed.store(unflushed, Ordering::SeqCst))?;
+            (sealed, unflushed)
+        };
+        if let Err(e) = sealed.write(self.dev.as_ref(), unflushed) {
+            self.stop_commits(format!("commit I/O failed: {e}"));
+            return Err(e);
+        }
+        self.lock().sealed_done(sealed);
         Ok(())
     }
 
@@ -664,6 +693,7 @@ impl Fs {
     /// Writes everything back; the image is consistent when this returns.
     pub fn unmount(&self) -> Result<()> {
         self.sync()?;
+        let _commit = self.commit_lock.lock();
         let _gate = self.gate.write();
         self.lock().retire_journal()
     }

@@ -7,8 +7,8 @@
 //! |---|---|---|
 //! | 1 | [`Rank::VectorFile`] | one vector file's vectors, ids and index in memory |
 //! | 2 | [`Rank::FileIo`] | one file's data (readers share, a writer excludes) |
-//! | 3 | [`Rank::Gate`] | the commit gate: writers shared, a commit exclusive |
-//! | 4 | [`Rank::Commit`] | the device I/O of one commit at a time |
+//! | 3 | [`Rank::Commit`] | one commit at a time, from seal to checkpoint |
+//! | 4 | [`Rank::Gate`] | the commit gate: data writers shared, a seal exclusive |
 //! | 5 | [`Rank::Meta`] | the store: cache, tree, bitmap, running transaction |
 //! | 6 | [`Rank::Table`] | the maps of resident files, vector files and open handles |
 //!
@@ -28,8 +28,8 @@ use std::cell::RefCell;
 pub enum Rank {
     VectorFile = 1,
     FileIo = 2,
-    Gate = 3,
-    Commit = 4,
+    Commit = 3,
+    Gate = 4,
     Meta = 5,
     Table = 6,
 }

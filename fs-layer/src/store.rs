@@ -9,6 +9,15 @@
 //! images to their home blocks (the checkpoint; made durable by the next
 //! commit's first flush). The journal holds one transaction at a time, at its
 //! start; mount replays it when it is complete and its checksum matches.
+//!
+//! A commit is split so that its device I/O runs without the metadata lock
+//! (see `Fs::commit`): [`Store::seal`] ends the running transaction under the
+//! lock and encodes its images once; [`Sealed::write`] does the I/O with no
+//! store lock; [`Store::sealed_done`] then makes what it freed reusable.
+//! Between seal and done, the next transaction runs in memory; its blocks
+//! freed by the sealed one stay unallocatable, and a sealed block evicted
+//! from the cache is read back from the sealed images, not from its home
+//! block, which the checkpoint may not have reached yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -63,6 +72,15 @@ pub struct Store {
     alloc_cursor: u64,
     /// Committed-but-not-checkpointed images seen at a read-only open (fsck).
     overlay: HashMap<u64, Vec<u8>>,
+    /// The images of the sealed transaction whose commit is under way, by
+    /// home block (index into the images).
+    in_flight: Option<(Arc<BlockImages>, HashMap<u64, usize>)>,
+    /// Blocks freed by the sealed transaction: reusable at its `sealed_done`.
+    sealing_free: BTreeMap<u64, u64>,
+    sealing_free_blocks: u64,
+    /// Number of the running transaction; the last one whose commit is done.
+    transaction: u64,
+    durable_transaction: u64,
     pub commits: u64,
 }
 
@@ -136,6 +154,11 @@ impl Store {
                 reserved_blocks: 0,
                 alloc_cursor,
                 overlay,
+                in_flight: None,
+                sealing_free: BTreeMap::new(),
+                sealing_free_blocks: 0,
+                transaction: 1,
+                durable_transaction: 0,
                 commits: 0,
             },
             summary,
@@ -180,6 +203,11 @@ impl Store {
     fn read_home(&self, block: u64) -> Result<Vec<u8>> {
         if let Some(image) = self.overlay.get(&block) {
             return Ok(image.clone());
+        }
+        if let Some((images, at)) = &self.in_flight {
+            if let Some(&i) = at.get(&block) {
+                return Ok(images[i].1.clone());
+            }
         }
         let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
         self.dev.read_at(block * BLOCK_BYTES_U64, &mut buf[..])?;
@@ -308,11 +336,14 @@ impl Store {
         Ok(self.bitmap(bb)?[bit / 8] & (1 << (bit % 8)) != 0)
     }
 
+    /// The end of the run of not-yet-reusable freed blocks holding `block`.
     fn pending(&self, block: u64) -> Option<u64> {
-        match self.pending_free.range(..=block).next_back() {
-            Some((&start, &len)) if start + len > block => Some(start + len),
-            _ => None,
-        }
+        [&self.pending_free, &self.sealing_free]
+            .into_iter()
+            .find_map(|runs| match runs.range(..=block).next_back() {
+                Some((&start, &len)) if start + len > block => Some(start + len),
+                _ => None,
+            })
     }
 
     /// First block at or after `from` that is clear in the bitmap, before `end`.
@@ -392,7 +423,7 @@ impl Store {
         let own = self.reserved.get(&ino).copied().unwrap_or(0);
         self.sb
             .free_blocks
-            .saturating_sub(self.pending_free_blocks)
+            .saturating_sub(self.pending_free_blocks + self.sealing_free_blocks)
             .saturating_sub(self.metadata_reserve_blocks())
             .saturating_sub(self.reserved_blocks - own)
     }
@@ -444,7 +475,7 @@ impl Store {
     /// Blocks freed by the running transaction wait for its commit; a
     /// caller that hit ENOSPC can commit and retry.
     pub fn has_pending_frees(&self) -> bool {
-        !self.pending_free.is_empty()
+        !self.pending_free.is_empty() || !self.sealing_free.is_empty()
     }
 
     /// Frees a run; the blocks become reusable once this transaction commits.
@@ -502,10 +533,29 @@ impl Store {
 
     // ---- commit (FORMAT.md §4) ----
 
-    /// Commits the running transaction. Returns false when there was nothing to commit.
-    pub fn commit(&mut self) -> Result<bool> {
+    /// The running transaction: a change made now is durable once
+    /// [`durable_transaction`](Self::durable_transaction) reaches it.
+    pub fn transaction(&self) -> u64 {
+        self.transaction
+    }
+
+    pub fn durable_transaction(&self) -> u64 {
+        self.durable_transaction
+    }
+
+    /// Ends the running transaction: encodes its blocks and the next
+    /// superblock, and starts the next transaction. The caller writes the
+    /// result ([`Sealed::write`]) and hands it back ([`Store::sealed_done`])
+    /// before sealing again. On error nothing changed.
+    pub fn seal(&mut self) -> Result<Sealed> {
+        let transaction = self.transaction;
+        debug_assert!(self.in_flight.is_none(), "one commit at a time");
         if self.read_only || (self.dirty.is_empty() && !self.sb_dirty) {
-            return Ok(false);
+            self.transaction += 1;
+            return Ok(Sealed {
+                transaction,
+                journal: None,
+            });
         }
         let sequence = self.sb.journal_sequence;
         let mut next_sb = self.sb.clone();
@@ -538,29 +588,80 @@ impl Store {
                 ),
             ));
         }
-
         let journal = encode_transaction(sequence, self.sb.journal_start, &images);
-        self.dev.flush()?;
-        write_blocks(self.dev.as_ref(), &journal)?;
-        self.dev.flush()?;
-        write_blocks(self.dev.as_ref(), &images)?;
-
-        for (block, image) in &images {
-            if let Some(Cached {
-                content: Content::Raw(raw),
-                ..
-            }) = self.blocks.get_mut(block)
-            {
-                raw.copy_from_slice(image);
-            }
-        }
-        self.sb = next_sb;
+        let at = images
+            .iter()
+            .enumerate()
+            .map(|(i, (block, _))| (*block, i))
+            .collect();
+        let images = Arc::new(images);
+        self.in_flight = Some((images.clone(), at));
+        self.sb.journal_sequence = next_sb.journal_sequence;
+        self.sb.commit_time_sec = next_sb.commit_time_sec;
         self.dirty.clear();
         self.sb_dirty = false;
-        self.pending_free.clear();
-        self.pending_free_blocks = 0;
-        self.commits += 1;
-        Ok(true)
+        self.sealing_free = std::mem::take(&mut self.pending_free);
+        self.sealing_free_blocks = std::mem::take(&mut self.pending_free_blocks);
+        self.transaction += 1;
+        Ok(Sealed {
+            transaction,
+            journal: Some((journal, images)),
+        })
+    }
+
+    /// The sealed transaction is durable and checkpointed: the blocks it
+    /// freed are reusable, and its blocks are read from home again.
+    pub fn sealed_done(&mut self, sealed: Sealed) {
+        if sealed.journal.is_some() {
+            self.commits += 1;
+        }
+        self.in_flight = None;
+        self.sealing_free.clear();
+        self.sealing_free_blocks = 0;
+        self.durable_transaction = sealed.transaction;
+    }
+
+    /// Commits the running transaction in one go, for a caller that has
+    /// the store to itself (mount, fsck). Returns false when there was
+    /// nothing to commit.
+    pub fn commit(&mut self) -> Result<bool> {
+        let sealed = self.seal()?;
+        let committed = sealed.journal.is_some();
+        sealed.write(self.dev.as_ref(), false)?;
+        self.sealed_done(sealed);
+        Ok(committed)
+    }
+}
+
+/// A transaction ended by [`Store::seal`], to be written.
+pub struct Sealed {
+    transaction: u64,
+    /// Journal blocks and home images; None when nothing was dirty.
+    journal: Option<(BlockImages, Arc<BlockImages>)>,
+}
+
+impl Sealed {
+    /// The commit's device I/O: flush (file data written before the seal
+    /// and the previous checkpoint become durable), journal, flush (the
+    /// transaction is durable), checkpoint. With nothing to journal, a
+    /// flush when file data is unflushed.
+    pub fn write(&self, dev: &dyn BlockDevice, data_unflushed: bool) -> Result<()> {
+        match &self.journal {
+            None if data_unflushed => dev.flush()?,
+            None => {}
+            Some((journal, images)) => {
+                dev.flush()?;
+                write_blocks(dev, journal)?;
+                dev.flush()?;
+                write_blocks(dev, images)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Something was journaled (not only a flush).
+    pub fn journaled(&self) -> bool {
+        self.journal.is_some()
     }
 }
 

@@ -592,6 +592,18 @@ impl Fs {
         let k = k as usize;
         loop {
             let guard = read_lock(&file);
+            // The lock was let go since the checks above: a relayout may
+            // have changed the dimensions, or a truncate emptied the file.
+            if query.len() != guard.meta.dimensions as usize {
+                return Err(einval(format!(
+                    "dimensions: {} does not match the file's {}",
+                    query.len(),
+                    guard.meta.dimensions
+                )));
+            }
+            if guard.set.is_empty() {
+                return Ok(Vec::new());
+            }
             if guard.index_serves(search_type, &choice) {
                 let index = guard.index.as_ref().expect("checked by index_serves");
                 let hits = index
@@ -612,6 +624,9 @@ impl Fs {
             }
             drop(guard);
             let mut guard = write_lock(&file);
+            if query.len() != guard.meta.dimensions as usize || guard.set.is_empty() {
+                continue; // changed while no lock was held: checked again above
+            }
             if !guard.index_serves(search_type, &choice) {
                 if let Err(e) = self.prepare_index(ino, &mut guard, search_type, &choice) {
                     guard.failed = Some((choice.factory.clone(), search_type, guard.generation));
