@@ -1,8 +1,12 @@
 //! fsck: a read-only check of every structure in FORMAT.md. A committed
 //! journal transaction is applied in memory first, as mount would apply it.
-//! Vector files have their own checks, in [`vectors`].
+//! Vector files have their own checks, in [`vectors`]. What a repair can
+//! fix is also reported as a [`Fix`]; [`repair`] applies them.
 
+mod repair;
 mod vectors;
+
+pub use repair::repair;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,9 +17,34 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::store::{Replay, Store};
 
+/// A problem `vexfs fsck --repair` knows how to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fix {
+    /// Blocks marked used that nothing references: freed.
+    Leaked { start: u64, len: u64 },
+    /// The superblock's free-block or inode count is wrong: recounted.
+    Counts,
+    /// The link count disagrees with the directory entries: set to them.
+    LinkCount { ino: u64, nlink: u32 },
+    /// The block count disagrees with the extents: set to them.
+    BlockCount { ino: u64, blocks: u64 },
+    /// An entry names a missing inode: removed.
+    DanglingEntry { dir: u64, name: Vec<u8> },
+    /// An inode no directory names: put in /lost+found when it has links,
+    /// on the orphan list (freed at mount) when it has none.
+    Lost { ino: u64, nlink: u32 },
+    /// The orphan list names a missing inode: the entry goes.
+    OrphanOfMissingInode { ino: u64 },
+    /// Flagged as a vector file with no VectorMeta item: the flag goes and
+    /// the file's bytes stay readable as a plain file.
+    VectorFlagWithoutItem { ino: u64 },
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub problems: Vec<String>,
+    /// The problems a repair can fix (a subset of `problems`).
+    pub fixes: Vec<Fix>,
     pub replayed: Option<Replay>,
     pub inodes: u64,
     pub directories: u64,
@@ -71,6 +100,10 @@ impl Check {
         if owner != 0 {
             self.owners.insert(block, owner);
         }
+    }
+
+    fn fix(&mut self, fix: Fix) {
+        self.report.fixes.push(fix);
     }
 
     fn is_referenced(&self, block: u64) -> bool {
@@ -212,11 +245,17 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
             )),
         }
         match inodes.get(&entry.ino) {
-            None => c.problem(format!(
-                "directory {dir}: entry {:?} points to missing inode {}",
-                String::from_utf8_lossy(&entry.name),
-                entry.ino
-            )),
+            None => {
+                c.problem(format!(
+                    "directory {dir}: entry {:?} points to missing inode {}",
+                    String::from_utf8_lossy(&entry.name),
+                    entry.ino
+                ));
+                c.fix(Fix::DanglingEntry {
+                    dir: *dir,
+                    name: entry.name.clone(),
+                });
+            }
             Some(child) => {
                 if crate::fs::file_type_of(child.mode) != entry.file_type {
                     c.problem(format!(
@@ -254,6 +293,12 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
                     "directory {ino}: link count {} but {expected} expected",
                     record.nlink
                 ));
+                if names > 0 || ino == ROOT_INO {
+                    c.fix(Fix::LinkCount {
+                        ino,
+                        nlink: expected,
+                    });
+                }
             }
             if names > 1 {
                 c.problem(format!("directory {ino} has {names} names"));
@@ -263,11 +308,18 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
                 "inode {ino}: link count {} but {names} directory entries",
                 record.nlink
             ));
+            if names > 0 {
+                c.fix(Fix::LinkCount { ino, nlink: names });
+            }
         }
         if ino != ROOT_INO && names == 0 && !orphan {
             c.problem(format!("inode {ino} is not in any directory (lost)"));
+            c.fix(Fix::Lost {
+                ino,
+                nlink: record.nlink,
+            });
         }
-        if record.nlink == 0 && !orphan {
+        if record.nlink == 0 && !orphan && names > 0 {
             c.problem(format!(
                 "inode {ino} has no links and is not on the orphan list"
             ));
@@ -278,6 +330,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
                 "inode {ino}: records {} blocks but its extents hold {blocks}",
                 record.blocks
             ));
+            c.fix(Fix::BlockCount { ino, blocks });
         }
         if record.is_dir() && blocks != 0 {
             c.problem(format!("directory {ino} has data extents"));
@@ -310,6 +363,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
     for orphan in &orphans {
         if !inodes.contains_key(orphan) {
             c.problem(format!("orphan list names missing inode {orphan}"));
+            c.fix(Fix::OrphanOfMissingInode { ino: *orphan });
         }
     }
     match inodes.get(&ROOT_INO) {
@@ -321,6 +375,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
             "superblock counts {} inodes, the tree holds {}",
             sb.inode_count, c.report.inodes
         ));
+        c.fix(Fix::Counts);
     }
 
     // The bitmap must agree with what the tree references.
@@ -339,6 +394,13 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
         if used && !referenced {
             leaked += 1;
             first_leak.get_or_insert(block);
+            match c.report.fixes.last_mut() {
+                Some(Fix::Leaked { start, len }) if *start + *len == block => *len += 1,
+                _ => c.fix(Fix::Leaked {
+                    start: block,
+                    len: 1,
+                }),
+            }
         }
         if !used && referenced {
             c.problem(format!(
@@ -360,6 +422,7 @@ pub fn fsck(dev: Arc<dyn BlockDevice>) -> Result<Report> {
             "superblock counts {} free blocks, the bitmap has {free}",
             sb.free_blocks
         ));
+        c.fix(Fix::Counts);
     }
     c.report.free_blocks = free;
     c.report.data_blocks = extent_blocks.values().sum();

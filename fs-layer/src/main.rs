@@ -20,6 +20,8 @@ const FSCK_CLEAN: u8 = 0;
 const FSCK_REPAIRED: u8 = 1;
 const FSCK_PROBLEMS: u8 = 4;
 const FSCK_FAILED: u8 = 8;
+/// Repair passes before fsck gives up on what is left.
+const REPAIR_PASSES_MAX: usize = 3;
 
 #[derive(Parser)]
 #[command(
@@ -171,7 +173,18 @@ fn run(command: Command) -> anyhow::Result<u8> {
                     code = FSCK_REPAIRED;
                 }
             }
-            let report = fsck(open(&path, true)?)?;
+            let mut report = fsck(open(&path, true)?)?;
+            // A fix can reveal another (an extent of a missing inode, once
+            // gone, leaves its blocks leaked): a few passes at most.
+            let mut passes = 0;
+            while repair && !report.fixes.is_empty() && passes < REPAIR_PASSES_MAX {
+                passes += 1;
+                for line in vexfs_fs::fsck::repair(open(&path, false)?, &report.fixes)? {
+                    println!("{path}: repaired: {line}");
+                }
+                code = FSCK_REPAIRED;
+                report = fsck(open(&path, true)?)?;
+            }
             if let Some(replay) = report.replayed {
                 println!("{path}: journal transaction {} ({} blocks) is committed and will be replayed at mount", replay.sequence, replay.blocks);
             }

@@ -423,3 +423,96 @@ fn fsck_names_a_hole_in_the_live_vectors() {
     );
     Fs::open(device(&image), &MountOptions::default()).unwrap();
 }
+
+/// What a crash or a bug can leave behind, each kind once, on an image
+/// with valid checksums: fsck names all of it, `fsck --repair` fixes all
+/// of it (exit 1), and the image is then clean and mounts with the data.
+#[test]
+fn fsck_repair_fixes_leaks_counts_names_orphans_and_vector_flags() {
+    use vexfs_fs::dir;
+    use vexfs_fs::format::Dirent;
+
+    let (image, vector_ino) = vector_image("repair");
+    let plain_ino = {
+        let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+        let (ino, _) = fs.lookup(ROOT_INO, b"plain").unwrap();
+        fs.unmount().unwrap();
+        ino
+    };
+    {
+        let (mut st, _) = Store::open(device(&image), false).unwrap();
+        // Leaked: allocated, referenced by nothing.
+        st.alloc(0, 10).unwrap();
+        // Wrong counts.
+        st.sb.inode_count += 3;
+        st.sb.free_blocks += 7;
+        st.mark_sb_dirty();
+        // A vector flag without its item.
+        btree::remove(&mut st, &Key::new(vector_ino, Kind::VectorMeta, 0)).unwrap();
+        // An entry to a missing inode; an inode no entry names.
+        dir::add(
+            &mut st,
+            ROOT_INO,
+            Dirent {
+                ino: 99_999,
+                file_type: 8,
+                name: b"ghost".to_vec(),
+            },
+        )
+        .unwrap();
+        dir::remove(&mut st, ROOT_INO, b"plain").unwrap();
+        // The orphan list names a missing inode.
+        btree::insert(&mut st, Key::new(0, Kind::Orphan, 88_888), Vec::new()).unwrap();
+        st.commit().unwrap();
+        st.retire_journal().unwrap();
+    }
+    let (code, text) = fsck_output(&image);
+    assert_eq!(code, 4, "{text}");
+    for words in [
+        "marked used but nothing references them",
+        "superblock counts",
+        "no VectorMeta item",
+        "missing inode 99999",
+        &format!("inode {plain_ino} is not in any directory"),
+        "orphan list names missing inode 88888",
+    ] {
+        assert!(text.contains(words), "fsck does not say {words:?}:\n{text}");
+    }
+
+    let out = Command::new(VEXFS)
+        .args(["fsck", "--repair", image.path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "fsck --repair exits 1 when it repaired:\n{text}"
+    );
+    assert!(text.contains("repaired:"), "{text}");
+    image.assert_clean();
+
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    let (found, _) = fs.lookup(ROOT_INO, b"lost+found").unwrap();
+    let (adopted, _) = fs
+        .lookup(found, format!("#{plain_ino}").as_bytes())
+        .unwrap();
+    assert_eq!(adopted, plain_ino);
+    assert_eq!(fs.read(plain_ino, 0, 64).unwrap(), b"not vectors");
+    // The vector file's bytes are a plain file's now: its rows still read.
+    let record = fs.getattr(vector_ino).unwrap();
+    assert_eq!(record.flags & INODE_FLAG_VECTOR, 0);
+    let row = fs
+        .read(
+            vector_ino,
+            layout::DATA_OFFSET,
+            VECTOR_DIMENSIONS as usize * 4,
+        )
+        .unwrap();
+    let want: Vec<u8> = vector_row(0).iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(row, want);
+    assert!(fs.lookup(ROOT_INO, b"ghost").is_err());
+    fs.unmount().unwrap();
+    image.assert_clean();
+}

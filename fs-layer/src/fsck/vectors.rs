@@ -86,6 +86,7 @@ fn meta_of(c: &mut Check, ino: u64, items: &[(u64, &[u8])]) -> Option<VectorMeta
         c.problem(format!(
             "inode {ino}: flagged as a vector file but has no VectorMeta item"
         ));
+        c.fix(super::Fix::VectorFlagWithoutItem { ino });
         return None;
     };
     if let Err(reason) = regions_fit(value) {
