@@ -1,12 +1,13 @@
 //! The filesystem's operations in POSIX terms, independent of FUSE: the
 //! mount, the crash simulator and the tests all call these.
 //!
-//! Locking: `meta` (the store: cache, tree, bitmap, running transaction) is
-//! held only for in-memory work and metadata block reads, never across file
-//! data I/O. Each file has its own RwLock for its data (readers share, a
-//! writer excludes). `gate` orders file data before the commit that makes it
+//! Locking (the order is in [`crate::locks`]): `meta` (the store: cache,
+//! tree, bitmap, running transaction) is held only for in-memory work and
+//! metadata block reads, never across file data I/O or a commit's device
+//! I/O. Each file has its own RwLock for its data (readers share, a writer
+//! excludes). `gate` orders file data before the commit that makes it
 //! reachable: writers hold it shared from block allocation to the end of
-//! their data I/O; a commit takes it exclusively.
+//! their data I/O; a commit's seal takes it exclusively ([`crate::commit`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -45,13 +46,13 @@ pub struct Fs {
     meta: Mutex<Store>,
     pub(crate) gate: RwLock<()>,
     /// Held by one commit from its seal to the end of its device I/O.
-    commit_lock: Mutex<()>,
+    pub(crate) commit_lock: Mutex<()>,
     files: Mutex<HashMap<u64, Arc<FileState>>>,
     /// File data has been written since the last device flush.
     pub(crate) data_unflushed: AtomicBool,
-    read_only: bool,
+    pub(crate) read_only: bool,
     /// Set when a change failed half-way: nothing is committed after it.
-    stopped: std::sync::OnceLock<String>,
+    pub(crate) stopped: std::sync::OnceLock<String>,
     replayed: Option<Replay>,
     /// Vector files in use (docs/VECTORS.md).
     pub(crate) vectors: crate::vectors::VectorFiles,
@@ -221,95 +222,6 @@ impl Fs {
             ));
         }
         self.check_running()
-    }
-
-    /// EIO once commits have stopped.
-    fn check_running(&self) -> Result<()> {
-        match self.stopped.get() {
-            Some(why) => Err(Error::refused(
-                libc::EIO,
-                format!("the filesystem stopped committing ({why}); unmount and mount again to recover its last commit"),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// A change failed half-way through the running transaction, which now
-    /// holds part of it: from here on nothing is committed (ext4's
-    /// errors=remount-ro), so the device keeps the last commit, which the
-    /// next mount finds.
-    pub(crate) fn stop_commits(&self, why: String) {
-        eprintln!(
-            "vexfs: {why}; no further commits: unmount and mount again to recover the last commit"
-        );
-        let _ = self.stopped.set(why);
-    }
-
-    // ---- durability ----
-
-    /// Commits everything: file data written so far, every vector file's
-    /// vectors and all metadata are durable on return.
-    pub fn sync(&self) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        self.write_back_vectors()?;
-        self.commit()
-    }
-
-    /// Commits the running transaction: file data written and metadata
-    /// changed so far are durable on return. Vector files not written back
-    /// are not part of it (fsync writes back its own file first).
-    ///
-    /// The pipeline, one commit at a time (the commit lock):
-    /// 1. A commit that started after the caller's changes and has finished
-    ///    covers them: return (group commit: concurrent fsyncs share one).
-    /// 2. Seal, under the gate (exclusive: no data write is half-way) and
-    ///    the metadata lock: the running transaction's blocks are encoded
-    ///    and the next transaction starts. Both locks are let go at once.
-    /// 3. Device I/O with neither lock held: flush, journal, flush,
-    ///    checkpoint (FORMAT.md §4). Readers and writers of every file go on
-    ///    in the next transaction meanwhile.
-    /// 4. Done, under the metadata lock: blocks the transaction freed
-    ///    become reusable.
-    ///
-    /// A failed write leaves the device with the previous commit and stops
-    /// further commits (the next mount recovers from the journal).
-    pub fn commit(&self) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        self.check_running()?;
-        let needed = self.lock().transaction();
-        let _commit = self.commit_lock.lock();
-        if self.lock().durable_transaction() >= needed {
-            return Ok(());
-        }
-        self.check_running()?;
-        let (sealed, unflushed) = {
-            let _gate = self.gate.write();
-            let mut st = self.lock();
-            let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
-            let sealed = st
-                .seal()
-                .inspect_err(|_| self.data_unflushed.store(unflushed, Ordering::SeqCst))?;
-            (sealed, unflushed)
-        };
-        if let Err(e) = sealed.write(self.dev.as_ref(), unflushed) {
-            self.stop_commits(format!("commit I/O failed: {e}"));
-            return Err(e);
-        }
-        self.lock().sealed_done(sealed);
-        Ok(())
-    }
-
-    /// Called after each change with no lock held: commits early when the
-    /// running transaction nears half the journal.
-    pub(crate) fn commit_if_large(&self) -> Result<()> {
-        if self.lock().wants_commit() {
-            self.sync()?;
-        }
-        Ok(())
     }
 
     // ---- inodes ----
@@ -688,13 +600,5 @@ impl Fs {
             files: sb.inode_count + free_files,
             free_files,
         }
-    }
-
-    /// Writes everything back; the image is consistent when this returns.
-    pub fn unmount(&self) -> Result<()> {
-        self.sync()?;
-        let _commit = self.commit_lock.lock();
-        let _gate = self.gate.write();
-        self.lock().retire_journal()
     }
 }

@@ -5,12 +5,13 @@
 //! Layers, bottom up: [`format`] (bytes on disk) → [`store`] (block cache,
 //! journal, free-space bitmap) → [`btree`] (the metadata tree) → [`dir`],
 //! [`file`], [`xattr`], [`namespace`] (directories, extents and data,
-//! attributes, links and renames) → [`fs`]
+//! attributes, links and renames) → [`fs`] and [`commit`] (durability)
 //! (POSIX operations) and [`vectors`] (vector files and their faiss index)
 //! → [`ioctl`] (the vector requests) and [`fuse`] (the kernel protocol)
 //! → [`mount`] (the daemon).
 
 pub mod btree;
+pub mod commit;
 pub mod dir;
 pub mod error;
 pub mod file;

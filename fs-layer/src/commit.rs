@@ -1,0 +1,108 @@
+//! Durability: how changes become durable, top to bottom. A change is
+//! made in memory (the running transaction of the store, file data written
+//! to its blocks under the commit gate); `commit` makes it durable; `sync`
+//! also writes every vector file back first; `unmount` leaves nothing to
+//! replay. The on-disk order of one commit is FORMAT.md §4's; here is who
+//! waits for whom.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::fs::Fs;
+
+impl Fs {
+    /// EIO once commits have stopped.
+    pub(crate) fn check_running(&self) -> Result<()> {
+        match self.stopped.get() {
+            Some(why) => Err(Error::refused(
+                libc::EIO,
+                format!("the filesystem stopped committing ({why}); unmount and mount again to recover its last commit"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A change failed half-way through the running transaction, which now
+    /// holds part of it: from here on nothing is committed (ext4's
+    /// errors=remount-ro), so the device keeps the last commit, which the
+    /// next mount finds.
+    pub(crate) fn stop_commits(&self, why: String) {
+        eprintln!(
+            "vexfs: {why}; no further commits: unmount and mount again to recover the last commit"
+        );
+        let _ = self.stopped.set(why);
+    }
+
+    /// Commits everything: file data written so far, every vector file's
+    /// vectors and all metadata are durable on return.
+    pub fn sync(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.write_back_vectors()?;
+        self.commit()
+    }
+
+    /// Commits the running transaction: file data written and metadata
+    /// changed so far are durable on return. Vector files not written back
+    /// are not part of it (fsync writes back its own file first).
+    ///
+    /// The pipeline, one commit at a time (the commit lock):
+    /// 1. A commit that started after the caller's changes and has finished
+    ///    covers them: return (group commit: concurrent fsyncs share one).
+    /// 2. Seal, under the gate (exclusive: no data write is half-way) and
+    ///    the metadata lock: the running transaction's blocks are encoded
+    ///    and the next transaction starts. Both locks are let go at once.
+    /// 3. Device I/O with neither lock held: flush, journal, flush,
+    ///    checkpoint (FORMAT.md §4). Readers and writers of every file go on
+    ///    in the next transaction meanwhile.
+    /// 4. Done, under the metadata lock: blocks the transaction freed
+    ///    become reusable.
+    ///
+    /// A failed write leaves the device with the previous commit and stops
+    /// further commits (the next mount recovers from the journal).
+    pub fn commit(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_running()?;
+        let needed = self.lock().transaction();
+        let _commit = self.commit_lock.lock();
+        if self.lock().durable_transaction() >= needed {
+            return Ok(());
+        }
+        self.check_running()?;
+        let (sealed, unflushed) = {
+            let _gate = self.gate.write();
+            let mut st = self.lock();
+            let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
+            let sealed = st
+                .seal()
+                .inspect_err(|_| self.data_unflushed.store(unflushed, Ordering::SeqCst))?;
+            (sealed, unflushed)
+        };
+        if let Err(e) = sealed.write(self.dev.as_ref(), unflushed) {
+            self.stop_commits(format!("commit I/O failed: {e}"));
+            return Err(e);
+        }
+        self.lock().sealed_done(sealed);
+        Ok(())
+    }
+
+    /// Called after each change with no lock held: commits early when the
+    /// running transaction nears half the journal.
+    pub(crate) fn commit_if_large(&self) -> Result<()> {
+        if self.lock().wants_commit() {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything back; the image is consistent when this returns.
+    pub fn unmount(&self) -> Result<()> {
+        self.sync()?;
+        let _commit = self.commit_lock.lock();
+        let _gate = self.gate.write();
+        self.lock().retire_journal()
+    }
+}
