@@ -83,10 +83,7 @@ fn fsynced_inserts_survive_a_killed_daemon_while_another_descriptor_closes() {
     stop.store(true, Ordering::Relaxed);
     closer.join().unwrap();
     // No unmount: what fsync acknowledged must already be on the device.
-    let pid = m.pid();
-    // SAFETY: the pid is this test's own daemon.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_gone(pid);
+    m.kill_daemon();
     drop(m);
     let m = Mounted::new(&image, &[]).unwrap();
     assert_all_stored(&m.path("v.vec"), INSERTS);

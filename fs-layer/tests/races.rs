@@ -96,7 +96,7 @@ fn run_op(op: usize, dir: &std::path::Path, thread: usize, rng: &mut Rng) -> i32
         }
         "set_index" => {
             let index = ["Flat", "HNSW16", "IVF4,Flat"][rng.below(3) as usize];
-            set_xattr(&path, "user.vexfs.index", index)
+            try_xattr_set(&path, "user.vexfs.index", index)
         }
         "write" => open()
             .and_then(|mut f| f.write_all(b"not a vector"))
@@ -122,26 +122,6 @@ fn run_op(op: usize, dir: &std::path::Path, thread: usize, rng: &mut Rng) -> i32
         other => unreachable!("{other}"),
     };
     result.err().unwrap_or(0)
-}
-
-fn set_xattr(path: &std::path::Path, name: &str, value: &str) -> Result<(), i32> {
-    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
-    let r = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr() as *const _,
-            value.len(),
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(errno_of(&std::io::Error::last_os_error()))
-    }
 }
 
 fn run_seed(seed: u64) {

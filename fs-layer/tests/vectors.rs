@@ -431,10 +431,7 @@ fn o_sync_descriptor_makes_inserts_durable_at_once() {
     set_meta(&file, 8, 0).unwrap();
     insert(&file, 8, &rows(9, 64, 8), None, 0).unwrap();
     // Kill the daemon without an unmount: what O_DSYNC promised is on the device.
-    let pid = m.pid();
-    // SAFETY: the pid is this test's own daemon.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    wait_gone(pid);
+    m.kill_daemon();
     drop(file);
     drop(m);
     let m = Mounted::new(&image, &[]).unwrap();

@@ -210,6 +210,19 @@ impl VectorFile {
         })
     }
 
+    /// Whether a search for `query` has anything to rank: EINVAL when its
+    /// dimensions are not the file's, false when the file holds no vectors.
+    fn answers(&self, query: &[f32]) -> Result<bool> {
+        if query.len() != self.meta.dimensions as usize {
+            return Err(einval(format!(
+                "dimensions: {} does not match the file's {}",
+                query.len(),
+                self.meta.dimensions
+            )));
+        }
+        Ok(!self.set.is_empty())
+    }
+
     /// Exact answer by a scan of every row.
     fn scan(&self, query: &[f32], k: usize, search_type: u32) -> Vec<(u64, f32)> {
         let dimensions = self.meta.dimensions as usize;
@@ -577,14 +590,7 @@ impl Fs {
         let file = self.vector_file(ino)?;
         let choice = {
             let guard = read_lock(&file);
-            if query.len() != guard.meta.dimensions as usize {
-                return Err(einval(format!(
-                    "dimensions: {} does not match the file's {}",
-                    query.len(),
-                    guard.meta.dimensions
-                )));
-            }
-            if guard.set.is_empty() {
+            if !guard.answers(query)? {
                 return Ok(Vec::new());
             }
             self.index_choice(ino, guard.set.len())?
@@ -594,14 +600,7 @@ impl Fs {
             let guard = read_lock(&file);
             // The lock was let go since the checks above: a relayout may
             // have changed the dimensions, or a truncate emptied the file.
-            if query.len() != guard.meta.dimensions as usize {
-                return Err(einval(format!(
-                    "dimensions: {} does not match the file's {}",
-                    query.len(),
-                    guard.meta.dimensions
-                )));
-            }
-            if guard.set.is_empty() {
+            if !guard.answers(query)? {
                 return Ok(Vec::new());
             }
             if guard.index_serves(search_type, &choice) {
@@ -625,7 +624,7 @@ impl Fs {
             drop(guard);
             let mut guard = write_lock(&file);
             if query.len() != guard.meta.dimensions as usize || guard.set.is_empty() {
-                continue; // changed while no lock was held: checked again above
+                continue; // changed while no lock was held: answered above
             }
             if !guard.index_serves(search_type, &choice) {
                 if let Err(e) = self.prepare_index(ino, &mut guard, search_type, &choice) {

@@ -127,6 +127,13 @@ pub fn rows(seed: u64, n: usize, d: usize) -> Vec<f32> {
 }
 
 pub fn xattr_set(path: &std::path::Path, name: &str, value: &str) {
+    if let Err(errno) = try_xattr_set(path, name, value) {
+        panic!("setxattr {name}: errno {errno}");
+    }
+}
+
+/// setxattr(2); the errno when it is refused.
+pub fn try_xattr_set(path: &std::path::Path, name: &str, value: &str) -> Result<(), i32> {
     let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
     // SAFETY: valid NUL-terminated strings and a value buffer of the given length.
@@ -139,5 +146,9 @@ pub fn xattr_set(path: &std::path::Path, name: &str, value: &str) {
             0,
         )
     };
-    assert_eq!(r, 0, "setxattr {name}: {}", std::io::Error::last_os_error());
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
 }

@@ -142,6 +142,14 @@ impl Mounted {
         self.pid
     }
 
+    /// SIGKILLs the daemon (no unmount, no write-back) and waits until it
+    /// is gone; dropping the guard then takes the dead mount down.
+    pub fn kill_daemon(&self) {
+        // SAFETY: the pid is this fixture's own daemon.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        wait_gone(self.pid);
+    }
+
     /// Unmounts and waits until the daemon has written everything back and exited.
     pub fn unmount(mut self) {
         self.do_unmount();
