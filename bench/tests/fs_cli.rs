@@ -39,6 +39,8 @@ fn measures_vexfs_beside_ext4_and_leaves_nothing_behind() {
         "1",
         "--size",
         "256M",
+        "--threads",
+        "2",
         "--json",
     ];
     if !ext4 {
@@ -70,6 +72,16 @@ fn measures_vexfs_beside_ext4_and_leaves_nothing_behind() {
                 "{fs} {workload}"
             );
         }
+        let mixed = &result["mixed"];
+        assert_eq!(mixed["threads"].as_u64(), Some(2), "{fs}: {mixed}");
+        for op in ["create", "write", "fsync", "stat"] {
+            assert!(
+                mixed[op]["ops"].as_u64().unwrap() > 0,
+                "{fs} mixed {op}: {mixed}"
+            );
+        }
+        // Search is VexFS's alone.
+        assert_eq!(mixed["search"].is_null(), *fs == "ext4", "{fs}: {mixed}");
         for workload in ["create", "stat", "unlink", "randread", "randwrite", "fsync"] {
             let stats = &result[workload];
             let ops_per_s = stats["ops_per_s"].as_f64().unwrap();
