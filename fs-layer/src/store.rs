@@ -48,6 +48,10 @@ struct Cached {
 
 /// Whole-block images and the block each belongs at.
 pub type BlockImages = Vec<(u64, Vec<u8>)>;
+/// A sealed transaction's images, each encoded once into a buffer the
+/// device can take as it is: the journal and the checkpoint write the same
+/// buffers.
+pub type SealedImages = Vec<(u64, AlignedBuf)>;
 
 pub struct Store {
     dev: Arc<dyn BlockDevice>,
@@ -74,7 +78,7 @@ pub struct Store {
     overlay: HashMap<u64, Vec<u8>>,
     /// The images of the sealed transaction whose commit is under way, by
     /// home block (index into the images).
-    in_flight: Option<(Arc<BlockImages>, HashMap<u64, usize>)>,
+    in_flight: Option<(Arc<SealedImages>, HashMap<u64, usize>)>,
     /// Blocks freed by the sealed transaction: reusable at its `sealed_done`.
     sealing_free: BTreeMap<u64, u64>,
     sealing_free_blocks: u64,
@@ -206,7 +210,7 @@ impl Store {
         }
         if let Some((images, at)) = &self.in_flight {
             if let Some(&i) = at.get(&block) {
-                return Ok(images[i].1.clone());
+                return Ok(images[i].1.to_vec());
             }
         }
         let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
@@ -563,21 +567,25 @@ impl Store {
         next_sb.commit_time_sec = now_sec();
         let sb_image = next_sb.encode();
 
-        let mut images: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.dirty.len() + 2);
-        images.push((0, sb_image.clone()));
+        let aligned = |image: &[u8]| {
+            let mut buf = AlignedBuf::zeroed(BLOCK_BYTES);
+            buf.copy_from_slice(image);
+            buf
+        };
+        let mut images: SealedImages = Vec::with_capacity(self.dirty.len() + 2);
+        images.push((0, aligned(&sb_image)));
         for &block in &self.dirty {
             let cached = self.blocks.get(&block).expect("dirty blocks stay cached");
-            let image = match &cached.content {
-                Content::Raw(raw) => {
-                    let mut image = raw.to_vec();
-                    seal_block(&mut image, MAGIC_BITMAP, block);
-                    image
-                }
-                Content::Node(node) => node.encode(block),
+            let mut buf = match &cached.content {
+                Content::Raw(raw) => aligned(raw),
+                Content::Node(node) => aligned(&node.encode(block)),
             };
-            images.push((block, image));
+            if let Content::Raw(_) = &cached.content {
+                seal_block(&mut buf, MAGIC_BITMAP, block);
+            }
+            images.push((block, buf));
         }
-        images.push((next_sb.backup_block(), sb_image));
+        images.push((next_sb.backup_block(), aligned(&sb_image)));
         if images.len() as u64 > self.transaction_blocks_max() {
             return Err(Error::refused(
                 libc::ENOSPC,
@@ -636,24 +644,37 @@ impl Store {
 /// A transaction ended by [`Store::seal`], to be written.
 pub struct Sealed {
     transaction: u64,
-    /// Journal blocks and home images; None when nothing was dirty.
-    journal: Option<(BlockImages, Arc<BlockImages>)>,
+    /// Journal descriptors and commit record, and the images; None when
+    /// nothing was dirty.
+    journal: Option<(JournalFrame, Arc<SealedImages>)>,
 }
 
 impl Sealed {
     /// The commit's device I/O: flush (file data written before the seal
     /// and the previous checkpoint become durable), journal, flush (the
     /// transaction is durable), checkpoint. With nothing to journal, a
-    /// flush when file data is unflushed.
+    /// flush when file data is unflushed. The images go out twice from the
+    /// same buffers: no copy.
     pub fn write(&self, dev: &dyn BlockDevice, data_unflushed: bool) -> Result<()> {
         match &self.journal {
             None if data_unflushed => dev.flush()?,
             None => {}
-            Some((journal, images)) => {
+            Some((frame, images)) => {
                 dev.flush()?;
-                write_blocks(dev, journal)?;
+                let mut journal: Vec<(u64, &[u8])> = Vec::with_capacity(images.len() + 8);
+                journal.extend(frame.descriptors.iter().map(|(at, b)| (*at, &b[..])));
+                let first_image = frame.descriptors.len() as u64;
+                journal.extend(
+                    images
+                        .iter()
+                        .enumerate()
+                        .map(|(k, (_, b))| (frame.start + first_image + k as u64, &b[..])),
+                );
+                journal.push((frame.commit.0, &frame.commit.1[..]));
+                write_bufs(dev, &journal)?;
                 dev.flush()?;
-                write_blocks(dev, images)?;
+                let home: Vec<(u64, &[u8])> = images.iter().map(|(at, b)| (*at, &b[..])).collect();
+                write_bufs(dev, &home)?;
             }
         }
         Ok(())
@@ -663,6 +684,30 @@ impl Sealed {
     pub fn journaled(&self) -> bool {
         self.journal.is_some()
     }
+}
+
+/// The journal blocks a transaction adds around its images (§4): the
+/// descriptors before them and the commit record after.
+pub struct JournalFrame {
+    start: u64,
+    descriptors: Vec<(u64, AlignedBuf)>,
+    commit: (u64, AlignedBuf),
+}
+
+/// Writes whole blocks from buffers the device can take, in batches.
+fn write_bufs(dev: &dyn BlockDevice, blocks: &[(u64, &[u8])]) -> Result<()> {
+    for chunk in blocks.chunks(WRITE_BATCH_BLOCKS) {
+        let mut ops: Vec<IoOp<'_>> = chunk
+            .iter()
+            .map(|(block, buf)| IoOp::Write {
+                offset: *block * BLOCK_BYTES_U64,
+                buf,
+                fua: false,
+            })
+            .collect();
+        dev.submit(&mut ops)?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -742,13 +787,13 @@ pub fn write_blocks(dev: &dyn BlockDevice, images: &[(u64, Vec<u8>)]) -> Result<
 fn encode_transaction(
     sequence: u64,
     journal_start: u64,
-    images: &[(u64, Vec<u8>)],
-) -> Vec<(u64, Vec<u8>)> {
-    let descriptors = images.len().div_ceil(DESCRIPTOR_ENTRIES_MAX);
-    let mut out = Vec::with_capacity(descriptors + images.len() + 1);
+    images: &[(u64, AlignedBuf)],
+) -> JournalFrame {
+    let descriptor_count = images.len().div_ceil(DESCRIPTOR_ENTRIES_MAX);
+    let mut descriptors = Vec::with_capacity(descriptor_count);
     let mut position = journal_start;
     for (d, chunk) in images.chunks(DESCRIPTOR_ENTRIES_MAX).enumerate() {
-        let mut b = vec![0u8; BLOCK_BYTES];
+        let mut b = AlignedBuf::zeroed(BLOCK_BYTES);
         put_u64(&mut b, 16, sequence);
         put_u32(&mut b, 24, (d * DESCRIPTOR_ENTRIES_MAX) as u32);
         put_u32(&mut b, 28, images.len() as u32);
@@ -756,26 +801,28 @@ fn encode_transaction(
             put_u64(&mut b, 32 + i * 8, *home);
         }
         seal_block(&mut b, MAGIC_JOURNAL_DESCRIPTOR, position);
-        out.push((position, b));
+        descriptors.push((position, b));
         position += 1;
     }
     let mut crc = 0u32;
-    for (_, d) in &out {
+    for (_, d) in &descriptors {
         crc = crc32c::crc32c_append(crc, d);
     }
     for (_, image) in images {
         crc = crc32c::crc32c_append(crc, image);
-        out.push((position, image.clone()));
         position += 1;
     }
-    let mut c = vec![0u8; BLOCK_BYTES];
+    let mut c = AlignedBuf::zeroed(BLOCK_BYTES);
     put_u64(&mut c, 16, sequence);
     put_u32(&mut c, 24, images.len() as u32);
-    put_u32(&mut c, 28, descriptors as u32);
+    put_u32(&mut c, 28, descriptor_count as u32);
     put_u32(&mut c, 32, crc);
     seal_block(&mut c, MAGIC_JOURNAL_COMMIT, position);
-    out.push((position, c));
-    out
+    JournalFrame {
+        start: journal_start,
+        descriptors,
+        commit: (position, c),
+    }
 }
 
 /// The committed transaction at the start of the journal, if there is one
