@@ -561,13 +561,14 @@ impl Fs {
     /// fallocate: mode 0 and KEEP_SIZE reserve blocks (read as zeros until
     /// written); PUNCH_HOLE|KEEP_SIZE frees whole blocks and zeroes partial ones.
     pub fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<()> {
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= FILE_BYTES_MAX && len > 0);
-        let Some(end) = end else {
+        if len == 0 {
+            return Err(Error::refused(libc::EINVAL, "fallocate of 0 bytes"));
+        }
+        // Past the largest file: EFBIG, as write(2) and truncate give (and ext4).
+        let Some(end) = offset.checked_add(len).filter(|&e| e <= FILE_BYTES_MAX) else {
             return Err(Error::refused(
-                libc::EINVAL,
-                "fallocate range is empty or past FILE_BYTES_MAX",
+                libc::EFBIG,
+                format!("fallocate past FILE_BYTES_MAX {FILE_BYTES_MAX}"),
             ));
         };
         // Checked early for a clear refusal, and again under the data lock.

@@ -75,6 +75,8 @@ impl Fs {
                 format!("xattr flags {flags:#x}"),
             ));
         }
+        self.check_vector_xattr(ino, name, value)?;
+        self.check_vector_xattr(ino, name, value)?;
         {
             self.check_writable()?;
             let mut st = self.lock();

@@ -516,3 +516,49 @@ fn fsck_repair_fixes_leaks_counts_names_orphans_and_vector_flags() {
     fs.unmount().unwrap();
     image.assert_clean();
 }
+
+/// A crafted VectorMeta whose counts are consistent with its regions but
+/// far beyond the file: the first access answers EUCLEAN naming the file
+/// (it used to allocate 64 GiB and abort the daemon); fsck names it.
+#[test]
+fn a_crafted_vector_count_is_refused_before_anything_is_allocated() {
+    for (label, count) in [
+        ("vec-count-2-32", 1u64 << 32),
+        ("vec-count-2-28", 1u64 << 28),
+    ] {
+        let (image, ino) = vector_image(label);
+        let mut meta = stored_meta(&image, ino);
+        meta.vector_count = count;
+        meta.capacity = count;
+        let (ids_offset, index_offset) = layout::regions(meta.dimensions, count);
+        meta.ids_offset = ids_offset;
+        meta.index_offset = index_offset;
+        meta.index_bytes = 0;
+        meta.index_crc = 0;
+        meta.index_generation = 0;
+        meta.index_metric = layout::METRIC_NONE;
+        meta.index_spec.clear();
+        edit_item(&image, Key::new(ino, Kind::VectorMeta, 0), |v| {
+            *v = meta.encode()
+        });
+        // The size too, as a crafted image would: the regions are all "there".
+        edit_item(&image, Key::new(ino, Kind::Inode, 0), |v| {
+            let mut record = InodeRecord::decode(v, ino).unwrap();
+            record.size = meta.file_bytes();
+            *v = record.encode();
+        });
+        let (code, text) = fsck_output(&image);
+        assert_eq!(code, 4, "{label}: {text}");
+        assert!(text.contains(&format!("inode {ino}")), "{label}: {text}");
+        let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+        let err = fs.get_vector_meta(ino).unwrap_err();
+        assert_eq!(err.errno(), vexfs_fs::error::EUCLEAN, "{label}: {err}");
+        let err = fs
+            .search_vectors(ino, &vector_row(1), 3, vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN)
+            .unwrap_err();
+        assert_eq!(err.errno(), vexfs_fs::error::EUCLEAN, "{label}: {err}");
+        // The plain file beside it is served.
+        let (plain, _) = fs.lookup(ROOT_INO, b"plain").unwrap();
+        assert_eq!(fs.read(plain, 0, 64).unwrap(), b"not vectors");
+    }
+}

@@ -271,6 +271,23 @@ fn refusals_name_the_errno_and_change_nothing() {
         ioctl(&file, VEXFS_IOC_VECTOR_SEARCH, &mut bad_results.to_bytes()),
         Err(libc::EFAULT)
     );
+    // NULL is a bad pointer too, as VECTORS.md says.
+    let null = VexfsBatchInsertRequest {
+        vectors_addr: 0,
+        ..bad
+    };
+    assert_eq!(
+        ioctl(&file, VEXFS_IOC_BATCH_INSERT, &mut null.to_bytes()),
+        Err(libc::EFAULT)
+    );
+    let null_results = VexfsVectorSearchRequest {
+        results_addr: 0,
+        ..bad_results
+    };
+    assert_eq!(
+        ioctl(&file, VEXFS_IOC_VECTOR_SEARCH, &mut null_results.to_bytes()),
+        Err(libc::EFAULT)
+    );
     // Fields out of range.
     assert_eq!(insert(&file, 5, &[0.0; 5], None, 0), Err(libc::EINVAL));
     assert_eq!(search(&file, &[0.0; 5], 1, 0), Err(libc::EINVAL));

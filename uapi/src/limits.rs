@@ -3,7 +3,7 @@
 //!
 //! Values that are out of their domain (zero dimensions, an unknown metric)
 //! are `EINVAL`; requests that are well-formed but larger than a named
-//! maximum are `E2BIG`. A [`Refusal`] names the offending field, so the
+//! maximum are `E2BIG`; a NULL pointer the request needs is `EFAULT`. A [`Refusal`] names the offending field, so the
 //! daemon can log exactly what was wrong.
 
 use crate::abi::*;
@@ -43,6 +43,9 @@ pub enum RefusalKind {
     Invalid,
     /// A request over a named maximum: `E2BIG`.
     TooBig,
+    /// A NULL pointer where the request needs memory: `EFAULT`, as a
+    /// kernel driver's `copy_from_user` on it would give.
+    Fault,
 }
 
 /// Why a request was refused: which field, what was wrong, which errno.
@@ -71,11 +74,20 @@ impl Refusal {
         }
     }
 
+    fn null(field: &'static str) -> Self {
+        Self {
+            kind: RefusalKind::Fault,
+            field,
+            reason: "is NULL".into(),
+        }
+    }
+
     /// The errno the caller's `ioctl` returns.
     pub fn errno(&self) -> i32 {
         match self.kind {
             RefusalKind::Invalid => libc::EINVAL,
             RefusalKind::TooBig => libc::E2BIG,
+            RefusalKind::Fault => libc::EFAULT,
         }
     }
 }
@@ -220,7 +232,7 @@ pub fn check_insert(request: &VexfsBatchInsertRequest) -> Result<(), Refusal> {
     check_batch_count(request.vector_count)?;
     check_insert_flags(request.flags)?;
     if request.vectors_addr == 0 {
-        return Err(Refusal::invalid("vectors", "is NULL".into()));
+        return Err(Refusal::null("vectors"));
     }
     let vector_bytes = u64::from(request.vector_count) * u64::from(request.dimensions) * 4;
     let id_bytes = if request.vector_ids_addr == 0 {
@@ -237,13 +249,13 @@ pub fn check_search(request: &VexfsVectorSearchRequest) -> Result<(), Refusal> {
     check_k(request.k)?;
     check_search_type(request.search_type)?;
     if request.query_vector_addr == 0 {
-        return Err(Refusal::invalid("query_vector", "is NULL".into()));
+        return Err(Refusal::null("query_vector"));
     }
     if request.results_addr == 0 {
-        return Err(Refusal::invalid("results", "is NULL".into()));
+        return Err(Refusal::null("results"));
     }
     if request.result_ids_addr == 0 {
-        return Err(Refusal::invalid("result_ids", "is NULL".into()));
+        return Err(Refusal::null("result_ids"));
     }
     check_request_bytes(
         "k",
@@ -262,7 +274,7 @@ fn check_id_batch(id_count: u32, ids_addr: u64, flags: u32) -> Result<(), Refusa
         ));
     }
     if ids_addr == 0 {
-        return Err(Refusal::invalid("ids", "is NULL".into()));
+        return Err(Refusal::null("ids"));
     }
     if flags != 0 {
         return Err(Refusal::invalid(
@@ -287,7 +299,7 @@ pub fn check_get_vectors(request: &VexfsGetVectorsRequest) -> Result<(), Refusal
     check_id_batch(request.id_count, request.ids_addr, request.flags)?;
     check_dimensions("dimensions", request.dimensions)?;
     if request.vectors_addr == 0 {
-        return Err(Refusal::invalid("vectors", "is NULL".into()));
+        return Err(Refusal::null("vectors"));
     }
     let count = u64::from(request.id_count);
     check_request_bytes(
@@ -368,7 +380,8 @@ mod tests {
         assert_eq!(refusal.field, "vector_count");
         let mut null_vectors = insert(4, 1, 0);
         null_vectors.vectors_addr = 0;
-        assert_eq!(check_insert(&null_vectors).unwrap_err().field, "vectors");
+        let refusal = check_insert(&null_vectors).unwrap_err();
+        assert_eq!((refusal.field, refusal.errno()), ("vectors", libc::EFAULT));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use faiss::{Index, MetricType};
 use vexfs_uapi::{VEXFS_SEARCH_COSINE, VEXFS_SEARCH_EUCLIDEAN};
 
 use super::exact::{self, Hit};
+use super::spec::{IndexSpec, SearchParams};
 
 /// Below this many vectors the default index is exact (`Flat`).
 pub const DEFAULT_EXACT_VECTORS_MAX: usize = 16_384;
@@ -24,50 +25,46 @@ pub const DEFAULT_GRAPH_PARAMS: &str = "efSearch=64";
 /// Which index a file wants: `user.vexfs.index` / `user.vexfs.search`, or the defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexChoice {
+    pub spec: IndexSpec,
+    /// The canonical factory string of `spec`: what faiss is given and
+    /// what a stored index is recorded under.
     pub factory: String,
-    /// Search parameters, faiss ParameterSpace names (`efSearch`, `nprobe`, ...).
-    pub params: Vec<(String, f64)>,
+    pub params: SearchParams,
 }
 
 impl IndexChoice {
-    /// From the two xattr values (None when unset) for a file of `count` vectors.
+    /// From the two xattr values (None when unset) for a file of `count`
+    /// vectors of `dimensions`; the error names what is refused.
     pub fn resolve(
         factory: Option<&str>,
         params: Option<&str>,
         count: usize,
+        dimensions: u32,
     ) -> Result<IndexChoice, String> {
-        let factory = match factory.map(str::trim) {
-            Some(f) if !f.is_empty() => f.to_string(),
-            _ if count < DEFAULT_EXACT_VECTORS_MAX => "Flat".to_string(),
-            _ => DEFAULT_GRAPH_FACTORY.to_string(),
+        let spec = match factory.map(str::trim) {
+            Some(f) if !f.is_empty() => IndexSpec::parse(f)?,
+            _ if count < DEFAULT_EXACT_VECTORS_MAX => IndexSpec::Flat,
+            _ => IndexSpec::parse(DEFAULT_GRAPH_FACTORY)?,
         };
+        spec.check_dimensions(dimensions)?;
         let params = match params {
-            Some(p) => parse_params(p)?,
-            None if factory.starts_with("HNSW") => parse_params(DEFAULT_GRAPH_PARAMS)?,
-            None => Vec::new(),
+            Some(p) => SearchParams::parse(p)?,
+            None if matches!(spec, IndexSpec::Hnsw { .. }) => {
+                SearchParams::parse(DEFAULT_GRAPH_PARAMS)?
+            }
+            None => SearchParams::default(),
         };
-        Ok(IndexChoice { factory, params })
+        params.check_for(&spec)?;
+        Ok(IndexChoice {
+            factory: spec.to_string(),
+            spec,
+            params,
+        })
     }
 
     pub fn is_flat(&self) -> bool {
-        self.factory == "Flat"
+        self.spec.is_flat()
     }
-}
-
-/// `efSearch=64,nprobe=8` → [("efSearch", 64.0), ("nprobe", 8.0)].
-pub fn parse_params(text: &str) -> Result<Vec<(String, f64)>, String> {
-    let mut params = Vec::new();
-    for part in text.split([',', ' ']).filter(|p| !p.trim().is_empty()) {
-        let Some((name, value)) = part.split_once('=') else {
-            return Err(format!("search parameter {part:?} is not name=value"));
-        };
-        let value: f64 = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("search parameter {name:?}: {value:?} is not a number"))?;
-        params.push((name.trim().to_string(), value));
-    }
-    Ok(params)
 }
 
 thread_local! {
@@ -143,7 +140,7 @@ pub struct VectorIndex {
     pub search_type: u32,
     pub factory: String,
     /// Search parameters last applied.
-    pub params: Vec<(String, f64)>,
+    pub params: SearchParams,
     /// Rows (slots `0..covered`) it holds.
     pub covered: usize,
     /// Rows it held when it was built (or read back).
@@ -159,6 +156,14 @@ impl VectorIndex {
         search_type: u32,
     ) -> Result<VectorIndex, String> {
         set_threads();
+        let count = rows.len() / dimensions;
+        if count < choice.spec.vectors_needed() {
+            return Err(format!(
+                "{} needs {} vectors to train, the file holds {count}",
+                choice.factory,
+                choice.spec.vectors_needed()
+            ));
+        }
         let mut index = faiss::index_factory(
             dimensions as u32,
             &choice.factory,
@@ -179,7 +184,7 @@ impl VectorIndex {
             dimensions,
             search_type,
             factory: choice.factory.clone(),
-            params: Vec::new(),
+            params: SearchParams::default(),
             covered: rows.len() / dimensions,
             built_over: rows.len() / dimensions,
         };
@@ -187,15 +192,16 @@ impl VectorIndex {
         Ok(built)
     }
 
-    pub fn set_params(&mut self, params: &[(String, f64)]) -> Result<(), String> {
-        self.params = params.to_vec();
-        if params.is_empty() {
+    pub fn set_params(&mut self, params: &SearchParams) -> Result<(), String> {
+        self.params = *params;
+        let pairs = params.faiss_pairs();
+        if pairs.is_empty() {
             return Ok(());
         }
         let space = faiss::index::autotune::ParameterSpace::new().map_err(|e| e.to_string())?;
-        for (name, value) in params {
+        for (name, value) in pairs {
             space
-                .set_index_parameter(&self.index, name, *value)
+                .set_index_parameter(&self.index, name, value)
                 .map_err(|e| {
                     format!(
                         "search parameter {name}={value} for {:?}: {e}",
@@ -312,7 +318,7 @@ impl VectorIndex {
         dimensions: usize,
         search_type: u32,
         factory: &str,
-        params: &[(String, f64)],
+        params: &SearchParams,
     ) -> Result<VectorIndex, String> {
         if bytes.is_empty() {
             return Err("empty index".into());
@@ -352,7 +358,7 @@ impl VectorIndex {
             dimensions,
             search_type,
             factory: factory.to_string(),
-            params: Vec::new(),
+            params: SearchParams::default(),
             covered,
             built_over: covered,
         };
@@ -380,15 +386,15 @@ mod tests {
 
     #[test]
     fn choice_defaults_by_size_and_parses_params() {
-        let small = IndexChoice::resolve(None, None, 100).unwrap();
+        let small = IndexChoice::resolve(None, None, 100, 8).unwrap();
         assert!(small.is_flat());
-        let large = IndexChoice::resolve(None, None, 100_000).unwrap();
+        let large = IndexChoice::resolve(None, None, 100_000, 8).unwrap();
         assert_eq!(large.factory, "HNSW32");
-        assert_eq!(large.params, vec![("efSearch".to_string(), 64.0)]);
-        let chosen = IndexChoice::resolve(Some("IVF16,Flat"), Some("nprobe=4"), 10).unwrap();
-        assert_eq!(chosen.params, vec![("nprobe".to_string(), 4.0)]);
-        assert!(parse_params("efSearch").is_err());
-        assert!(parse_params("efSearch=x").is_err());
+        assert_eq!(large.params.ef_search, Some(64));
+        let chosen = IndexChoice::resolve(Some("IVF16,Flat"), Some("nprobe=4"), 10, 8).unwrap();
+        assert_eq!(chosen.params.nprobe, Some(4));
+        assert!(IndexChoice::resolve(Some("IVF16,Flat"), Some("efSearch=4"), 10, 8).is_err());
+        assert!(IndexChoice::resolve(Some("PQ3"), None, 10, 8).is_err());
     }
 
     #[test]
@@ -401,7 +407,7 @@ mod tests {
             VEXFS_SEARCH_COSINE,
             VEXFS_SEARCH_DOT_PRODUCT,
         ] {
-            let choice = IndexChoice::resolve(Some("Flat"), None, n).unwrap();
+            let choice = IndexChoice::resolve(Some("Flat"), None, n, d as u32).unwrap();
             let index = VectorIndex::build(&choice, &data, d, search_type).unwrap();
             let got = index.search(query, 5).unwrap();
             let want = exact::search(&data, d, query, 5, search_type);
@@ -420,7 +426,8 @@ mod tests {
     fn serialised_index_reads_back_and_grows() {
         let (n, d) = (500, 8);
         let data = rows(n, d);
-        let choice = IndexChoice::resolve(Some("HNSW16"), Some("efSearch=32"), n).unwrap();
+        let choice =
+            IndexChoice::resolve(Some("HNSW16"), Some("efSearch=32"), n, d as u32).unwrap();
         let mut index =
             VectorIndex::build(&choice, &data[..400 * d], d, VEXFS_SEARCH_COSINE).unwrap();
         index.add(&data[400 * d..]).unwrap();
@@ -432,7 +439,8 @@ mod tests {
         assert_eq!(back.covered, 500);
         let query = &data[450 * d..451 * d];
         assert_eq!(back.search(query, 1).unwrap()[0].slot, 450);
-        assert!(VectorIndex::from_bytes(&bytes[..bytes.len() / 2], d, 1, "HNSW16", &[]).is_err());
-        assert!(VectorIndex::from_bytes(&bytes, d + 1, 1, "HNSW16", &[]).is_err());
+        let none = SearchParams::default();
+        assert!(VectorIndex::from_bytes(&bytes[..bytes.len() / 2], d, 1, "HNSW16", &none).is_err());
+        assert!(VectorIndex::from_bytes(&bytes, d + 1, 1, "HNSW16", &none).is_err());
     }
 }

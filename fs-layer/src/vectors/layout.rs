@@ -206,6 +206,16 @@ impl VectorMeta {
                 self.vector_count, self.capacity
             ));
         }
+        // What the daemon will hold in memory for this file: the limits an
+        // insert is held to (a crafted count must not become an allocation).
+        let vectors_max = (super::FILE_VECTOR_BYTES_MAX / row_bytes(self.dimensions))
+            .min(super::FILE_VECTORS_MAX as u64);
+        if self.vector_count > vectors_max {
+            return Err(format!(
+                "vector_count {} is over the {vectors_max} vectors of {} dimensions a file may hold",
+                self.vector_count, self.dimensions
+            ));
+        }
         // Regions are computed in u64: refuse a capacity whose file would
         // not fit a VexFS file before computing them.
         let file_bytes = DATA_OFFSET as u128

@@ -11,6 +11,7 @@ pub mod exact;
 pub mod index;
 pub mod layout;
 pub mod set;
+pub mod spec;
 mod writeback;
 
 use self::writeback::Plan;
@@ -22,7 +23,7 @@ use vexfs_uapi::*;
 
 use crate::btree;
 use crate::error::{Error, Result};
-use crate::format::{Key, Kind, INODE_FLAG_VECTOR};
+use crate::format::{Key, Kind, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::fs::Fs;
 use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 
@@ -294,6 +295,20 @@ impl Fs {
         };
         let count = meta.vector_count as usize;
         let row_bytes = layout::row_bytes(meta.dimensions) as usize;
+        // The rows and ids are written, never holes: the blocks the inode
+        // holds bound what loading them may allocate.
+        let record = self.getattr(ino)?;
+        let needed = (count as u64) * (row_bytes as u64 + 8);
+        if record.blocks.saturating_mul(BLOCK_BYTES_U64) < needed {
+            return Err(Error::corrupt(
+                "vector file",
+                ino,
+                format!(
+                    "{count} vectors need {needed} bytes, the file holds {} blocks",
+                    record.blocks
+                ),
+            ));
+        }
         let raw_rows = self.read_locked(ino, meta.data_offset, count * row_bytes)?;
         let raw_ids = self.read_locked(ino, meta.ids_offset, count * 8)?;
         if raw_rows.len() != count * row_bytes || raw_ids.len() != count * 8 {
@@ -593,7 +608,7 @@ impl Fs {
             if !guard.answers(query)? {
                 return Ok(Vec::new());
             }
-            self.index_choice(ino, guard.set.len())?
+            self.index_choice(ino, guard.set.len(), guard.meta.dimensions)?
         };
         let k = k as usize;
         loop {
@@ -608,6 +623,11 @@ impl Fs {
                 let hits = index
                     .search(query, k)
                     .map_err(|e| Error::refused(libc::EIO, format!("faiss search failed: {e}")))?;
+                // A graph or IVF index can come back short of min(k, count)
+                // (HNSW at a k far above efSearch): the answer is then exact.
+                if hits.len() < k.min(guard.set.len()) {
+                    return Ok(guard.scan(query, k, search_type));
+                }
                 return Ok(resolve_ids(&guard.set, &hits));
             }
             // The chosen index, current, but built for another metric.
@@ -639,23 +659,59 @@ impl Fs {
         }
     }
 
-    fn index_choice(&self, ino: u64, count: usize) -> Result<IndexChoice> {
-        let read_xattr = |name: &[u8]| -> Result<Option<String>> {
-            match self.getxattr(ino, name) {
-                Ok(value) if value.len() > INDEX_SPEC_BYTES_MAX => Err(einval(format!(
-                    "{}: {} bytes, over the maximum of {INDEX_SPEC_BYTES_MAX}",
-                    String::from_utf8_lossy(name),
-                    value.len()
-                ))),
-                Ok(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
-                Err(e) if e.errno() == libc::ENODATA => Ok(None),
-                Err(e) => Err(e),
+    fn index_choice(&self, ino: u64, count: usize, dimensions: u32) -> Result<IndexChoice> {
+        let factory = self.vector_xattr(ino, XATTR_INDEX)?;
+        let params = self.vector_xattr(ino, XATTR_SEARCH)?;
+        IndexChoice::resolve(factory.as_deref(), params.as_deref(), count, dimensions)
+            .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))
+    }
+
+    /// One of the `user.vexfs.*` attributes as text; None when unset.
+    fn vector_xattr(&self, ino: u64, name: &[u8]) -> Result<Option<String>> {
+        match self.getxattr(ino, name) {
+            Ok(value) if value.len() > INDEX_SPEC_BYTES_MAX => Err(einval(format!(
+                "{}: {} bytes, over the maximum of {INDEX_SPEC_BYTES_MAX}",
+                String::from_utf8_lossy(name),
+                value.len()
+            ))),
+            Ok(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
+            Err(e) if e.errno() == libc::ENODATA => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// setxattr of `user.vexfs.index` or `user.vexfs.search`: the value
+    /// must parse, and fit the file (its dimensions, its index) when it is
+    /// a vector file already. EINVAL names what is refused; other names pass.
+    pub(crate) fn check_vector_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
+        if name != XATTR_INDEX && name != XATTR_SEARCH {
+            return Ok(());
+        }
+        let what = String::from_utf8_lossy(name).into_owned();
+        let refuse = |e: String| einval(format!("{what}: {e}"));
+        let text = std::str::from_utf8(value).map_err(|_| refuse("not UTF-8 text".into()))?;
+        let dimensions = self.vector_meta_item(ino)?.map(|meta| meta.dimensions);
+        if name == XATTR_INDEX {
+            let spec = spec::IndexSpec::parse(text).map_err(refuse)?;
+            if let Some(dimensions) = dimensions {
+                spec.check_dimensions(dimensions).map_err(refuse)?;
             }
-        };
-        let factory = read_xattr(XATTR_INDEX)?;
-        let params = read_xattr(XATTR_SEARCH)?;
-        IndexChoice::resolve(factory.as_deref(), params.as_deref(), count)
-            .map_err(|e| einval(format!("{}: {e}", String::from_utf8_lossy(XATTR_SEARCH))))
+            if let Some(params) = self.vector_xattr(ino, XATTR_SEARCH)? {
+                if let Ok(params) = spec::SearchParams::parse(&params) {
+                    params.check_for(&spec).map_err(|e| {
+                        refuse(format!("the file's user.vexfs.search does not fit it: {e}"))
+                    })?;
+                }
+            }
+        } else {
+            let params = spec::SearchParams::parse(text).map_err(refuse)?;
+            if let Some(index) = self.vector_xattr(ino, XATTR_INDEX)? {
+                if let Ok(spec) = spec::IndexSpec::parse(&index) {
+                    params.check_for(&spec).map_err(refuse)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes `file.index` serve `search_type` under `choice`: the stored index
