@@ -79,6 +79,13 @@ pub fn seal_block(block: &mut [u8], magic: u32, block_number: u64) {
 
 /// Checks magic, crc and self block number; the error names what failed.
 pub fn check_block(block: &[u8], magic: u32, block_number: u64, what: &'static str) -> Result<()> {
+    if block.len() != BLOCK_BYTES {
+        return Err(Error::corrupt(
+            what,
+            block_number,
+            format!("{} bytes, a block is {BLOCK_BYTES}", block.len()),
+        ));
+    }
     let found = le_u32(block, 0);
     if found != magic {
         return Err(Error::corrupt(
@@ -200,6 +207,13 @@ impl Superblock {
     /// Decodes and validates one copy; `block` says which copy for messages.
     pub fn decode(b: &[u8], block: u64) -> Result<Self> {
         let what = "superblock";
+        if b.len() < BLOCK_BYTES {
+            return Err(Error::corrupt(
+                what,
+                block,
+                format!("{} bytes, a superblock is {BLOCK_BYTES}", b.len()),
+            ));
+        }
         let magic = le_u32(b, sb_at::MAGIC);
         if magic != SUPERBLOCK_MAGIC {
             return Err(Error::corrupt(
@@ -272,7 +286,10 @@ impl Superblock {
         if !(DEVICE_BLOCKS_MIN..=DEVICE_BLOCKS_MAX).contains(&self.total_blocks) {
             return bad(format!("total_blocks {} out of range", self.total_blocks));
         }
-        if self.journal_start != 1 || self.journal_blocks < JOURNAL_BLOCKS_MIN {
+        if self.journal_start != 1
+            || self.journal_blocks < JOURNAL_BLOCKS_MIN
+            || self.journal_blocks >= self.total_blocks
+        {
             return bad(format!(
                 "journal at {}+{} is not where mkfs puts it",
                 self.journal_start, self.journal_blocks

@@ -1,0 +1,487 @@
+//! Fuzzing of everything the daemon decodes from the disk or a user:
+//! superblock, tree node, inode record, directory and xattr buckets,
+//! extent, VectorMeta, the journal replayed over a damaged image, index
+//! strings and search parameters, and the ioctl request checks.
+//!
+//! A mutation fuzzer on stable Rust (no cargo-fuzz: it needs a nightly
+//! toolchain that a fresh CI machine cannot be counted on to have). Each
+//! target starts from valid encodings (and any files under
+//! `tests/fuzz-corpus/<target>/`), mutates them (bit flips, random bytes,
+//! interesting values, truncation, growth), re-seals block checksums half
+//! of the time so that mutations reach past the crc check, and calls the
+//! decoder. A panic, or an allocation abort, is a failure; a refusal is the
+//! expected outcome. The input that failed is written to
+//! `target/fuzz-failures/<target>-<n>.bin`.
+//!
+//! `VEXFS_FUZZ_SECONDS` sets the time per target (default 20 s;
+//! `VEXFS_FUZZ_SECONDS=600 cargo test --release -p vexfs-fs --test fuzz -- --nocapture`
+//! for a long run). Each target prints its executions.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vexfs_engine::{BlockDevice, CrashDevice};
+use vexfs_fs::btree::Node;
+use vexfs_fs::format::*;
+use vexfs_fs::mkfs::{mkfs, MkfsOptions};
+use vexfs_fs::vectors::layout::VectorMeta;
+use vexfs_fs::vectors::spec::{IndexSpec, SearchParams};
+use vexfs_fs::{Fs, MountOptions};
+use vexfs_uapi::*;
+
+const SECONDS_DEFAULT: f64 = 20.0;
+/// Inputs grow to at most this many bytes.
+const INPUT_BYTES_MAX: usize = 2 * BLOCK_BYTES;
+
+fn seconds() -> Duration {
+    let seconds = std::env::var("VEXFS_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .unwrap_or(SECONDS_DEFAULT);
+    Duration::from_secs_f64(seconds)
+}
+
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: [u64; 10] = [
+    0,
+    1,
+    0xff,
+    0x7fff_ffff,
+    0xffff_ffff,
+    0x1_0000_0000,
+    u64::MAX,
+    u64::MAX / 2,
+    4096,
+    65_536,
+];
+
+/// A few mutations of `input` at random places.
+fn mutate(input: &mut Vec<u8>, random: &mut Random) {
+    for _ in 0..1 + random.below(4) {
+        match random.below(6) {
+            0 if !input.is_empty() => {
+                let at = random.below(input.len());
+                input[at] ^= 1 << random.below(8);
+            }
+            1 if !input.is_empty() => {
+                let at = random.below(input.len());
+                input[at] = random.next() as u8;
+            }
+            2 if input.len() >= 8 => {
+                let at = random.below(input.len() - 7);
+                let value = INTERESTING[random.below(INTERESTING.len())];
+                let width = [1, 2, 4, 8][random.below(4)];
+                input[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+            3 if !input.is_empty() => {
+                let len = random.below(input.len());
+                input.truncate(len);
+            }
+            4 if input.len() < INPUT_BYTES_MAX => {
+                let more = random.below(64);
+                input.extend((0..more).map(|_| random.next() as u8));
+            }
+            _ if !input.is_empty() => {
+                // Copy a run from elsewhere in the input over another place.
+                let len = 1 + random.below(16.min(input.len()));
+                let from = random.below(input.len() + 1 - len);
+                let to = random.below(input.len() + 1 - len);
+                let run = input[from..from + len].to_vec();
+                input[to..to + len].copy_from_slice(&run);
+            }
+            _ => input.push(random.next() as u8),
+        }
+    }
+}
+
+fn corpus(target: &str, mut seeds: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz-corpus")
+        .join(target);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            if let Ok(bytes) = std::fs::read(&path) {
+                seeds.push(bytes);
+            }
+        }
+    }
+    assert!(!seeds.is_empty(), "{target}: no seeds");
+    seeds
+}
+
+fn save_failure(target: &str, n: u64, input: &[u8]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-failures");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("{target}-{n}.bin"));
+    let _ = std::fs::write(&path, input);
+    path
+}
+
+/// Mutates the seeds for the target's time and feeds each input to
+/// `decode`; fails on the first panic. `seal`: re-seal a block before
+/// decoding, so that checks past the checksum are reached.
+fn fuzz(target: &str, seeds: Vec<Vec<u8>>, seal: Option<fn(&mut [u8])>, decode: impl Fn(&[u8])) {
+    let seeds = corpus(target, seeds);
+    let mut random = Random(
+        target.bytes().fold(0x9e37_79b9_7f4a_7c15, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) | 1,
+    );
+    let deadline = Instant::now() + seconds();
+    let mut execs = 0u64;
+    // Quiet panics: a failure is reported below with its input.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut failure = None;
+    // Every seed once as it is: the corpus keeps inputs that once failed.
+    for seed in &seeds {
+        execs += 1;
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| decode(seed))) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failure = Some((save_failure(target, execs, seed), message));
+            break;
+        }
+    }
+    while Instant::now() < deadline && failure.is_none() {
+        for _ in 0..64 {
+            let mut input = seeds[random.below(seeds.len())].clone();
+            mutate(&mut input, &mut random);
+            if let Some(seal) = seal {
+                if random.below(2) == 0 {
+                    seal(&mut input);
+                }
+            }
+            execs += 1;
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| decode(&input))) {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failure = Some((save_failure(target, execs, &input), message));
+                break;
+            }
+        }
+    }
+    std::panic::set_hook(hook);
+    eprintln!(
+        "fuzz {target}: {execs} executions, {} failures",
+        u8::from(failure.is_some())
+    );
+    if let Some((path, message)) = failure {
+        panic!(
+            "fuzz {target}: the decoder panicked ({message}); input in {}",
+            path.display()
+        );
+    }
+}
+
+fn block_of(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.resize(BLOCK_BYTES, 0);
+    bytes
+}
+
+/// Re-seals a block with whatever magic and block number it now carries.
+fn reseal(input: &mut [u8]) {
+    if input.len() >= BLOCK_BYTES {
+        let magic = u32::from_le_bytes(input[0..4].try_into().unwrap());
+        let number = u64::from_le_bytes(input[8..16].try_into().unwrap());
+        seal_block(&mut input[..BLOCK_BYTES], magic, number);
+    }
+}
+
+fn reseal_superblock(input: &mut [u8]) {
+    if input.len() >= BLOCK_BYTES {
+        let crc = block_crc(&input[..BLOCK_BYTES]);
+        input[4..8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+fn formatted(bytes: u64) -> (Arc<CrashDevice>, Superblock) {
+    let dev = Arc::new(CrashDevice::new(bytes, 4096).unwrap());
+    let sb = mkfs(dev.as_ref(), &MkfsOptions::default()).unwrap();
+    (dev, sb)
+}
+
+#[test]
+fn fuzz_superblock() {
+    let (_, sb) = formatted(32 << 20);
+    fuzz(
+        "superblock",
+        vec![sb.encode()],
+        Some(reseal_superblock),
+        |b| {
+            let _ = Superblock::decode(b, 0);
+        },
+    );
+}
+
+#[test]
+fn fuzz_tree_node() {
+    let leaf = Node {
+        level: 0,
+        keys: vec![Key::new(1, Kind::Inode, 0), Key::new(2, Kind::Dirent, 77)],
+        vals: vec![InodeRecord::default().encode(), vec![1, 2, 3]],
+        children: Vec::new(),
+    };
+    let internal = Node {
+        level: 1,
+        keys: vec![Key::new(0, Kind::Inode, 0), Key::new(9, Kind::Inode, 0)],
+        vals: Vec::new(),
+        children: vec![40, 41],
+    };
+    fuzz(
+        "node",
+        vec![leaf.encode(40), internal.encode(41)],
+        Some(reseal),
+        |b| {
+            let number = b
+                .get(8..16)
+                .map_or(0, |n| u64::from_le_bytes(n.try_into().unwrap()));
+            let _ = Node::decode(b, number);
+        },
+    );
+}
+
+#[test]
+fn fuzz_items() {
+    let inode = InodeRecord {
+        mode: libc::S_IFREG | 0o644,
+        nlink: 1,
+        size: 5000,
+        ..InodeRecord::default()
+    };
+    let dirents = encode_dirents(&[
+        Dirent {
+            ino: 5,
+            file_type: 8,
+            name: b"a-file".to_vec(),
+        },
+        Dirent {
+            ino: 6,
+            file_type: 4,
+            name: b"dir".to_vec(),
+        },
+    ]);
+    let xattrs = encode_xattrs(&[(b"user.a".to_vec(), b"value".to_vec())]);
+    let extent = Extent {
+        logical: 3,
+        physical: 900,
+        len: 4,
+        flags: 0,
+    };
+    // The first byte picks the decoder, the rest is its input.
+    let tagged = |tag: u8, bytes: Vec<u8>| [vec![tag], bytes].concat();
+    fuzz(
+        "items",
+        vec![
+            tagged(0, inode.encode()),
+            tagged(1, dirents),
+            tagged(2, xattrs),
+            tagged(3, extent.encode()),
+        ],
+        None,
+        |b| {
+            let Some((&tag, rest)) = b.split_first() else {
+                return;
+            };
+            match tag % 4 {
+                0 => {
+                    let _ = InodeRecord::decode(rest, 7);
+                }
+                1 => {
+                    let _ = decode_dirents(rest, 7);
+                }
+                2 => {
+                    let _ = decode_xattrs(rest, 7);
+                }
+                _ => {
+                    let _ = Extent::decode(&Key::new(7, Kind::Extent, 6), rest);
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn fuzz_vector_meta() {
+    let mut meta = VectorMeta::empty(64, 1, 0, 0, 0);
+    let seeds = vec![meta.encode(), {
+        meta.vector_count = 1000;
+        meta.index_spec = "HNSW32".into();
+        meta.index_bytes = 4096;
+        meta.encode()
+    }];
+    fuzz("vector-meta", seeds, None, |b| {
+        let _ = VectorMeta::decode(b, 9);
+    });
+}
+
+#[test]
+fn fuzz_index_strings_and_search_parameters() {
+    let seeds = [
+        "Flat",
+        "HNSW32",
+        "IVF16,Flat",
+        "IVF256,PQ16x4",
+        "IVF64_HNSW32,Flat",
+        "SQ8",
+        "LSH",
+        "efSearch=64",
+        "nprobe=8,efSearch=16",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    fuzz("index-strings", seeds, None, |b| {
+        let text = String::from_utf8_lossy(b);
+        if let Ok(spec) = IndexSpec::parse(&text) {
+            // What parses renders to a string that parses to the same spec.
+            assert_eq!(IndexSpec::parse(&spec.to_string()).as_ref(), Ok(&spec));
+            let _ = spec.check_dimensions(64);
+            let _ = spec.vectors_needed();
+        }
+        if let Ok(params) = SearchParams::parse(&text) {
+            let _ = params.check_for(&IndexSpec::Flat);
+        }
+    });
+}
+
+#[test]
+fn fuzz_ioctl_requests() {
+    let insert = VexfsBatchInsertRequest {
+        vectors_addr: 0x1000,
+        vector_count: 10,
+        dimensions: 64,
+        ..Default::default()
+    };
+    let search = VexfsVectorSearchRequest {
+        query_vector_addr: 0x1000,
+        dimensions: 64,
+        k: 10,
+        results_addr: 0x2000,
+        result_ids_addr: 0x3000,
+        ..Default::default()
+    };
+    let info = VexfsVectorFileInfo {
+        dimensions: 64,
+        element_type: VEXFS_VECTOR_FLOAT32,
+        ..Default::default()
+    };
+    let tagged = |tag: u8, bytes: &[u8]| [&[tag][..], bytes].concat();
+    fuzz(
+        "ioctl-requests",
+        vec![
+            tagged(0, &insert.to_bytes()),
+            tagged(1, &search.to_bytes()),
+            tagged(2, &info.to_bytes()),
+        ],
+        None,
+        |b| {
+            let Some((&tag, rest)) = b.split_first() else {
+                return;
+            };
+            let mut fixed = [0u8; 48];
+            let n = rest.len().min(48);
+            fixed[..n].copy_from_slice(&rest[..n]);
+            match tag % 3 {
+                0 => {
+                    let request =
+                        VexfsBatchInsertRequest::from_bytes(fixed[..32].try_into().unwrap());
+                    let _ = limits::check_insert(&request);
+                }
+                1 => {
+                    let request = VexfsVectorSearchRequest::from_bytes(&fixed);
+                    let _ = limits::check_search(&request);
+                }
+                _ => {
+                    let info = VexfsVectorFileInfo::from_bytes(fixed[..40].try_into().unwrap());
+                    let _ = limits::check_file_info(&info);
+                }
+            }
+        },
+    );
+}
+
+/// A damaged journal over a real image: mount (which replays it) and
+/// fsck refuse or recover, never panic. The input is a block number in the
+/// journal and the mutated bytes of that block, re-sealed half the time.
+#[test]
+fn fuzz_journal_replay() {
+    let (dev, sb) = formatted(16 << 20);
+    {
+        // A committed transaction left in the journal, as a crash leaves it.
+        let fs = Fs::open(dev.clone(), &MountOptions::default()).unwrap();
+        for i in 0..20 {
+            let (ino, _) = fs
+                .mknod(
+                    ROOT_INO,
+                    format!("f{i}").as_bytes(),
+                    libc::S_IFREG | 0o644,
+                    0,
+                    0,
+                    0,
+                )
+                .unwrap();
+            fs.write(ino, 0, &[i as u8; 5000]).unwrap();
+        }
+        fs.sync().unwrap();
+    }
+    let image = dev.image_after_cut(vexfs_engine::crash::CutMode::DropUnflushed, 0);
+    let journal: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            let at = ((sb.journal_start + i) * BLOCK_BYTES_U64) as usize;
+            block_of(image[at..at + BLOCK_BYTES].to_vec())
+        })
+        .map(|block| [vec![0u8], block].concat())
+        .collect();
+    fuzz(
+        "journal-replay",
+        journal,
+        Some(|input: &mut [u8]| {
+            if input.len() > BLOCK_BYTES {
+                let mut block = input[1..1 + BLOCK_BYTES].to_vec();
+                reseal(&mut block);
+                input[1..1 + BLOCK_BYTES].copy_from_slice(&block);
+            }
+        }),
+        |b| {
+            let Some((&which, rest)) = b.split_first() else {
+                return;
+            };
+            let mut damaged = image.clone();
+            let at = ((sb.journal_start + u64::from(which % 3)) * BLOCK_BYTES_U64) as usize;
+            let n = rest.len().min(BLOCK_BYTES);
+            damaged[at..at + n].copy_from_slice(&rest[..n]);
+            let dev: Arc<dyn BlockDevice> =
+                Arc::new(CrashDevice::from_image(damaged, 4096).unwrap());
+            let _ = vexfs_fs::fsck::fsck(dev.clone());
+            if let Ok(fs) = Fs::open(dev, &MountOptions::default()) {
+                let _ = fs.readdir(ROOT_INO, 0, 100);
+            }
+        },
+    );
+}
