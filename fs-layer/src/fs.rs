@@ -33,6 +33,9 @@ pub struct MountOptions {
     /// Skip reading and checking all metadata at mount (the default checks:
     /// it costs one read of the tree, about 1 MiB per 25,000 files).
     pub skip_check: bool,
+    /// Bytes vector requests in flight may hold at once; None keeps
+    /// `REQUEST_MEMORY_BYTES_MAX`.
+    pub request_memory_bytes: Option<u64>,
 }
 
 /// Per-file state of an inode some caller has open.
@@ -56,6 +59,8 @@ pub struct Fs {
     replayed: Option<Replay>,
     /// Vector files in use (docs/VECTORS.md).
     pub(crate) vectors: crate::vectors::VectorFiles,
+    /// What vector requests in flight may hold at once.
+    pub(crate) request_memory: crate::budget::RequestMemory,
 }
 
 /// Changes a setattr asks for; None leaves a field alone.
@@ -118,6 +123,12 @@ impl Fs {
             stopped: std::sync::OnceLock::new(),
             replayed,
             vectors: Default::default(),
+            request_memory: crate::budget::RequestMemory::new(
+                options
+                    .request_memory_bytes
+                    .unwrap_or(crate::budget::REQUEST_MEMORY_BYTES_MAX),
+                crate::budget::REQUEST_MEMORY_WAIT,
+            ),
         };
         if !options.skip_check {
             fs.check_metadata()?;

@@ -228,6 +228,14 @@ pub fn handle(
             let count = request.vector_count as usize;
             // Not a vector file: EINVAL before any caller memory is read.
             fs.get_vector_meta(ino)?;
+            let id_bytes = if request.vector_ids_addr == 0 {
+                0
+            } else {
+                count as u64 * 8
+            };
+            let _memory = fs
+                .request_memory
+                .take(count as u64 * u64::from(request.dimensions) * 4 + id_bytes)?;
             let rows = caller.read_f32s(
                 "vectors",
                 request.vectors_addr,
@@ -254,6 +262,9 @@ pub fn handle(
             let mut request = VexfsVectorSearchRequest::from_bytes(&fixed(in_data)?);
             limits::check_search(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
+            let _memory = fs
+                .request_memory
+                .take(u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2)?;
             let query = caller.read_f32s(
                 "query_vector",
                 request.query_vector_addr,
@@ -275,6 +286,7 @@ pub fn handle(
             let mut request = VexfsDeleteRequest::from_bytes(&fixed(in_data)?);
             limits::check_delete(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
+            let _memory = fs.request_memory.take(u64::from(request.id_count) * 8)?;
             let ids = caller.read_u64s("ids", request.ids_addr, request.id_count as usize)?;
             request.deleted_count = fs.delete_vectors(ino, &ids)?;
             Outcome {
@@ -286,13 +298,17 @@ pub fn handle(
             let mut request = VexfsGetVectorsRequest::from_bytes(&fixed(in_data)?);
             limits::check_get_vectors(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
+            let count = u64::from(request.id_count);
+            let _memory = fs
+                .request_memory
+                .take(count * 8 + count * u64::from(request.dimensions) * 4)?;
             let ids = caller.read_u64s("ids", request.ids_addr, request.id_count as usize)?;
             let rows = fs.get_vectors(ino, request.dimensions, &ids)?;
-            let mut bytes = Vec::with_capacity(rows.len() * 4);
-            for value in &rows {
-                bytes.extend_from_slice(&value.to_le_bytes());
-            }
-            caller.write_from("vectors", request.vectors_addr, &bytes)?;
+            // SAFETY: the byte view covers exactly the Vec's f32 elements;
+            // x86-64 is little-endian, as the ABI is: the bytes are the values.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const u8, rows.len() * 4) };
+            caller.write_from("vectors", request.vectors_addr, bytes)?;
             request.found_count = request.id_count;
             Outcome::unchanged(request.to_bytes().to_vec())
         }

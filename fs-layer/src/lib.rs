@@ -11,6 +11,7 @@
 //! → [`mount`] (the daemon).
 
 pub mod btree;
+pub mod budget;
 pub mod commit;
 pub mod dir;
 pub mod error;

@@ -12,7 +12,9 @@
 //! | 5 | [`Rank::Meta`] | the store: cache, tree, bitmap, running transaction |
 //! | 6 | [`Rank::Table`] | the maps of resident files, vector files and open handles |
 //!
-//! Tables are leaves: nothing is taken while one is held. A `try_` lock
+//! Tables are leaves: nothing is taken while one is held. So is the
+//! request-memory counter (`budget.rs`, a mutex and condition variable of
+//! its own), which a request takes before any of these. A `try_` lock
 //! cannot wait, so it cannot close a cycle: it is exempt from the order
 //! (and recorded, so that what it holds is checked against later locks).
 //!

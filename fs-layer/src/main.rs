@@ -219,6 +219,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
                 threads: THREADS_DEFAULT,
                 cache_blocks: None,
                 skip_check: false,
+                request_memory_bytes: None,
                 kernel_options: Vec::new(),
                 log: None,
             };

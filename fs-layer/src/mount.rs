@@ -35,6 +35,7 @@ pub struct MountRequest {
     pub threads: usize,
     pub cache_blocks: Option<usize>,
     pub skip_check: bool,
+    pub request_memory_bytes: Option<u64>,
     /// Options passed on to the kernel as they are (nosuid, noexec, ...).
     pub kernel_options: Vec<MountOption>,
     pub log: Option<PathBuf>,
@@ -84,6 +85,17 @@ impl MountRequest {
                             .parse()
                             .with_context(|| format!("cache_blocks={value}: not a number"))?,
                     )
+                }
+                "request_memory" => {
+                    let bytes = vexfs_engine::parse_size(value)
+                        .with_context(|| format!("request_memory={value}: not a size"))?;
+                    let min = vexfs_uapi::limits::REQUEST_BYTES_MAX;
+                    if bytes < min {
+                        bail!(
+                            "request_memory={value}: at least {min} bytes (one request's maximum)"
+                        );
+                    }
+                    self.request_memory_bytes = Some(bytes);
                 }
                 "log" => self.log = Some(PathBuf::from(value)),
                 "foreground" => self.foreground = true,
@@ -214,6 +226,7 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
             read_only: request.read_only,
             cache_blocks: request.cache_blocks,
             skip_check: request.skip_check,
+            request_memory_bytes: request.request_memory_bytes,
         },
     )
     .with_context(|| format!("{} cannot be mounted", request.device))?;

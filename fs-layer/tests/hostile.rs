@@ -182,3 +182,70 @@ fn search_returns_min_k_count_and_fallocate_past_the_maximum_is_efbig() {
     m.unmount();
     image.assert_clean();
 }
+
+/// The daemon's peak resident memory, from /proc.
+fn peak_rss_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// Four maximum-size GET_VECTORS at once on a mount whose request budget
+/// is 300 MiB: they all succeed, one after another, and the daemon's peak
+/// memory stays near one request's, not four (2.6 GB before the budget).
+#[test]
+fn concurrent_maximum_requests_share_the_request_memory_budget() {
+    if !fuse_available("concurrent_maximum_requests_share_the_request_memory_budget") {
+        return;
+    }
+    const D: u32 = 1024;
+    const STORED: usize = 2000;
+    const BUDGET: u64 = 300 << 20;
+    let image = Image::new("budget", "128M");
+    let m = Mounted::new(&image, &[&format!("request_memory={BUDGET}")]).unwrap();
+    let path = m.path("big.vec");
+    let file = open_rw(&path);
+    set_meta(&file, D, 0).unwrap();
+    let data = rows(3, STORED, D as usize);
+    insert(&file, D, &data, None, 0).unwrap();
+    drop(file);
+    let before = peak_rss_bytes(m.pid());
+    // The most ids one request may name at D dimensions (REQUEST_BYTES_MAX).
+    let ids_per_request = (vexfs_uapi::limits::REQUEST_BYTES_MAX / (8 + u64::from(D) * 4)) as usize;
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (path, data) = (path.clone(), &data);
+            scope.spawn(move || {
+                let file = open_rw(&path);
+                let ids: Vec<u64> = (0..ids_per_request)
+                    .map(|i| ((i + t) % STORED) as u64)
+                    .collect();
+                let got = fetch(&file, D, &ids).expect("GET_VECTORS within the budget");
+                assert_eq!(got.len(), ids_per_request * D as usize);
+                let first = ids[0] as usize * D as usize;
+                assert_eq!(got[..D as usize], data[first..first + D as usize]);
+            });
+        }
+    });
+    let peak = peak_rss_bytes(m.pid());
+    let request = ids_per_request as u64 * (8 + u64::from(D) * 4);
+    eprintln!(
+        "daemon peak RSS: {} MiB before, {} MiB after four {} MiB requests (budget {} MiB)",
+        before >> 20,
+        peak >> 20,
+        request >> 20,
+        BUDGET >> 20
+    );
+    assert!(
+        peak < before + BUDGET + (64 << 20),
+        "peak {} MiB: more than the budget of {} MiB above {} MiB",
+        peak >> 20,
+        BUDGET >> 20,
+        before >> 20
+    );
+    m.unmount();
+}
