@@ -562,3 +562,46 @@ fn a_crafted_vector_count_is_refused_before_anything_is_allocated() {
         assert_eq!(fs.read(plain, 0, 64).unwrap(), b"not vectors");
     }
 }
+
+/// A stored HNSW index with a link outside the graph and a crc32c that
+/// matches (a crafted image): fsck names the field; mount does not hand it
+/// to faiss but rebuilds the index from the rows, and the search is right.
+#[test]
+fn a_crafted_stored_index_with_a_matching_crc_is_rebuilt_not_loaded() {
+    let (image, ino) = vector_image("vec-crafted-index");
+    let meta = stored_meta(&image, ino);
+    let bytes = {
+        let options = MountOptions {
+            read_only: true,
+            ..MountOptions::default()
+        };
+        let fs = Fs::open(device(&image), &options).unwrap();
+        fs.read(ino, meta.index_offset, meta.index_bytes as usize)
+            .unwrap()
+    };
+    assert_eq!(&bytes[..4], b"IHNf", "an HNSW index is stored");
+    let count = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let n = VECTOR_COUNT;
+    let mut at = 37; // fourcc and the index header
+    at += 8 + count(at) * 8; // assign_probas
+    at += 8 + count(at) * 4; // cum_nneighbor_per_level
+    at += 8 + n * 4; // levels
+    at += 8 + (n + 1) * 8; // offsets
+    at += 8; // the neighbors' count: the first link is here
+    let mut crafted = bytes.clone();
+    crafted[at..at + 4].copy_from_slice(&1_000_000i32.to_le_bytes());
+    edit_file_bytes(&image, ino, meta.index_offset + at as u64, |b| {
+        b[..4].copy_from_slice(&1_000_000i32.to_le_bytes())
+    });
+    let mut with_crc = meta.clone();
+    with_crc.index_crc = crc32c::crc32c(&crafted);
+    edit_item(&image, Key::new(ino, Kind::VectorMeta, 0), |v| {
+        *v = with_crc.encode()
+    });
+    assert_fsck_finds(&image, ino, &["stored HNSW16 index", "neighbors"]);
+    let fs = Fs::open(device(&image), &MountOptions::default()).unwrap();
+    let hits = fs
+        .search_vectors(ino, &vector_row(11), 3, vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN)
+        .unwrap();
+    assert_eq!(hits[0], (vector_id(11), 0.0));
+}

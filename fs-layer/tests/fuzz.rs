@@ -148,6 +148,12 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, seal: Option<fn(&mut [u8])>, decode: 
     );
     let deadline = Instant::now() + seconds();
     let mut execs = 0u64;
+    // A hang is a failure too: a watchdog saves the input and aborts.
+    let watch = Arc::new(Watchdog::default());
+    let watcher = {
+        let (watch, target) = (watch.clone(), target.to_string());
+        std::thread::spawn(move || watch.run(&target))
+    };
     // Quiet panics: a failure is reported below with its input.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
@@ -175,7 +181,10 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, seal: Option<fn(&mut [u8])>, decode: 
                 }
             }
             execs += 1;
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| decode(&input))) {
+            watch.start(&input);
+            let outcome = catch_unwind(AssertUnwindSafe(|| decode(&input)));
+            watch.stop();
+            if let Err(panic) = outcome {
                 let message = panic
                     .downcast_ref::<String>()
                     .cloned()
@@ -187,6 +196,8 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, seal: Option<fn(&mut [u8])>, decode: 
         }
     }
     std::panic::set_hook(hook);
+    watch.finish();
+    let _ = watcher.join();
     eprintln!(
         "fuzz {target}: {execs} executions, {} failures",
         u8::from(failure.is_some())
@@ -196,6 +207,47 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, seal: Option<fn(&mut [u8])>, decode: 
             "fuzz {target}: the decoder panicked ({message}); input in {}",
             path.display()
         );
+    }
+}
+
+/// One execution taking longer than this is a hang.
+const HANG_AFTER: Duration = Duration::from_secs(10);
+
+/// Watches the execution in progress of one target.
+#[derive(Default)]
+struct Watchdog {
+    /// The input being decoded and when that began; None between executions.
+    current: std::sync::Mutex<Option<(Instant, Vec<u8>)>>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Watchdog {
+    fn start(&self, input: &[u8]) {
+        *self.current.lock().unwrap() = Some((Instant::now(), input.to_vec()));
+    }
+
+    fn stop(&self) {
+        *self.current.lock().unwrap() = None;
+    }
+
+    fn finish(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn run(&self, target: &str) {
+        while !self.done.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200));
+            if let Some((since, input)) = self.current.lock().unwrap().as_ref() {
+                if since.elapsed() > HANG_AFTER {
+                    let path = save_failure(target, 0, input);
+                    eprintln!(
+                        "fuzz {target}: one input ran for over {HANG_AFTER:?} (a hang); it is in {}",
+                        path.display()
+                    );
+                    std::process::abort();
+                }
+            }
+        }
     }
 }
 
@@ -484,4 +536,33 @@ fn fuzz_journal_replay() {
             }
         },
     );
+}
+
+/// A stored HNSW index: whatever our check accepts, faiss must read and
+/// search without failing (a crash or abort here is a hole in the check).
+#[test]
+fn fuzz_stored_index() {
+    use vexfs_fs::vectors::index::{IndexChoice, VectorIndex};
+    use vexfs_fs::vectors::stored::check_hnsw;
+    let (n, d) = (64usize, 4usize);
+    let rows: Vec<f32> = (0..n * d).map(|i| ((i * 31) % 97) as f32 / 97.0).collect();
+    let choice = IndexChoice::resolve(Some("HNSW4"), None, n, d as u32).unwrap();
+    let seeds: Vec<Vec<u8>> = [VEXFS_SEARCH_EUCLIDEAN, VEXFS_SEARCH_COSINE]
+        .into_iter()
+        .map(|metric| {
+            VectorIndex::build(&choice, &rows, d, metric)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+        })
+        .collect();
+    fuzz("stored-index", seeds, None, |b| {
+        for (metric, l2) in [(VEXFS_SEARCH_EUCLIDEAN, true), (VEXFS_SEARCH_COSINE, false)] {
+            if check_hnsw(b, d, n, l2).is_ok() {
+                if let Ok(index) = VectorIndex::from_bytes(b, d, metric, "HNSW4", &choice.params) {
+                    let _ = index.search(&rows[..d], 5);
+                }
+            }
+        }
+    });
 }

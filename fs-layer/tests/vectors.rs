@@ -328,6 +328,15 @@ fn refusals_name_the_errno_and_change_nothing() {
         ),
         Err(libc::EINVAL)
     );
+    // Without VALIDATE too: faiss's graph search never ends over a NaN.
+    assert_eq!(
+        insert(&file, 4, &[0.5, f32::NAN, 0.0, 0.0], None, 0),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        search(&file, &[0.0, f32::NAN, 0.0, 0.0], 1, 0),
+        Err(libc::EINVAL)
+    );
     // Over the per-request byte limit: E2BIG before anything is read (the pointer is never touched).
     let huge = VexfsBatchInsertRequest {
         vectors_addr: 0x1000,

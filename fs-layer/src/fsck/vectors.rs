@@ -14,6 +14,8 @@ use super::Check;
 use crate::error::Error;
 use crate::format::{Extent, InodeRecord, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::vectors::layout::{self, VectorMeta, HEADER_MAGIC};
+use crate::vectors::spec::IndexSpec;
+use crate::vectors::stored;
 
 /// Bytes read from the device per request while scanning a region: bounds
 /// fsck's buffer whatever the file's size.
@@ -302,7 +304,53 @@ impl VectorFileCheck<'_> {
                 "inode {}: stored index ({} bytes at {}) has crc32c {crc:#010x}, its VectorMeta item says {:#010x}",
                 self.ino, self.meta.index_bytes, self.meta.index_offset, self.meta.index_crc
             )),
-            Ok(()) => {}
+            Ok(()) => self.index_fields(),
+        }
+    }
+
+    /// The fields of a stored index mount would load, checked as mount
+    /// checks them (vectors/stored.rs): a crc that matches proves nothing
+    /// about a crafted image.
+    fn index_fields(&mut self) {
+        let Ok(spec) = IndexSpec::parse(&self.meta.index_spec) else {
+            self.c.problem(format!(
+                "inode {}: stored index string {:?} is not one this filesystem builds",
+                self.ino, self.meta.index_spec
+            ));
+            return;
+        };
+        if !stored::loadable(&spec) {
+            return; // never loaded: rebuilt from the rows
+        }
+        let bytes_max =
+            stored::index_bytes_max(self.meta.dimensions as usize, self.meta.vector_count);
+        if self.meta.index_bytes > bytes_max {
+            self.c.problem(format!(
+                "inode {}: stored index of {} bytes, over the {bytes_max} its vectors can need",
+                self.ino, self.meta.index_bytes
+            ));
+            return;
+        }
+        let mut bytes = Vec::with_capacity(self.meta.index_bytes as usize);
+        let read = self
+            .blocks
+            .scan(self.meta.index_offset, self.meta.index_bytes, |chunk| {
+                bytes.extend_from_slice(chunk)
+            });
+        if read.is_err() {
+            return; // reported by index_crc
+        }
+        let l2 = self.meta.index_metric == vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN;
+        if let Err(e) = stored::check_hnsw(
+            &bytes,
+            self.meta.dimensions as usize,
+            self.meta.vector_count as usize,
+            l2,
+        ) {
+            self.c.problem(format!(
+                "inode {}: stored {spec} index: {e} (mount rebuilds it from the rows)",
+                self.ino
+            ));
         }
     }
 

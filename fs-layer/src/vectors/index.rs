@@ -164,6 +164,14 @@ impl VectorIndex {
                 choice.spec.vectors_needed()
             ));
         }
+        // Rows stored before NaN was refused at insert: faiss must not see them.
+        if let Some(at) = rows.iter().position(|x| !x.is_finite()) {
+            return Err(format!(
+                "vector {} holds {}: no index is built over it",
+                at / dimensions,
+                rows[at]
+            ));
+        }
         let mut index = faiss::index_factory(
             dimensions as u32,
             &choice.factory,
@@ -225,6 +233,9 @@ impl VectorIndex {
     /// Adds rows appended after the ones it covers (slots `covered..`).
     pub fn add(&mut self, rows: &[f32]) -> Result<(), String> {
         set_threads();
+        if rows.iter().any(|x| !x.is_finite()) {
+            return Err("a vector holds NaN or Inf: not added to an index".into());
+        }
         let data = indexed_rows(rows, self.dimensions, self.search_type);
         self.index
             .add(&data)

@@ -12,6 +12,7 @@ pub mod index;
 pub mod layout;
 pub mod set;
 pub mod spec;
+pub mod stored;
 mod writeback;
 
 use self::writeback::Plan;
@@ -219,6 +220,12 @@ impl VectorFile {
                 "dimensions: {} does not match the file's {}",
                 query.len(),
                 self.meta.dimensions
+            )));
+        }
+        if let Some(at) = query.iter().position(|x| !x.is_finite()) {
+            return Err(einval(format!(
+                "query_vector: element {at} is {} (NaN and Inf are refused)",
+                query[at]
             )));
         }
         Ok(!self.set.is_empty())
@@ -466,16 +473,16 @@ impl Fs {
                 file.meta.dimensions
             )));
         }
-        if flags & VEXFS_INSERT_VALIDATE != 0 {
-            if let Some(at) = rows.iter().position(|x| !x.is_finite()) {
-                let d = dimensions as usize;
-                return Err(einval(format!(
-                    "vectors: vector {} element {} is {} (VALIDATE refuses NaN and Inf)",
-                    at / d,
-                    at % d,
-                    rows[at]
-                )));
-            }
+        // NaN and Inf are refused whatever the flags (VALIDATE is the
+        // default): faiss's graph search never ends over a NaN.
+        if let Some(at) = rows.iter().position(|x| !x.is_finite()) {
+            let d = dimensions as usize;
+            return Err(einval(format!(
+                "vectors: vector {} element {} is {} (NaN and Inf are refused)",
+                at / d,
+                at % d,
+                rows[at]
+            )));
         }
         let row_bytes = layout::row_bytes(dimensions);
         let vectors_max = (FILE_VECTOR_BYTES_MAX / row_bytes).min(FILE_VECTORS_MAX as u64) as usize;
@@ -765,12 +772,34 @@ impl Fs {
         meta: &VectorMeta,
         choice: &IndexChoice,
     ) -> std::result::Result<VectorIndex, String> {
+        // Everything about the stored bytes is checked by us first: the
+        // family (only what stored.rs can check is loaded), the size
+        // (before it is read), the checksum, then every field.
+        let spec = spec::IndexSpec::parse(&meta.index_spec)?;
+        if !stored::loadable(&spec) {
+            return Err(format!(
+                "a stored {spec} index is not loaded, it is rebuilt"
+            ));
+        }
+        let bytes_max = stored::index_bytes_max(meta.dimensions as usize, meta.vector_count);
+        if meta.index_bytes > bytes_max {
+            return Err(format!(
+                "{} bytes for {} vectors, more than an HNSW index of them takes ({bytes_max})",
+                meta.index_bytes, meta.vector_count
+            ));
+        }
         let bytes = self
             .read(ino, meta.index_offset, meta.index_bytes as usize)
             .map_err(|e| e.to_string())?;
         if bytes.len() as u64 != meta.index_bytes || crc32c::crc32c(&bytes) != meta.index_crc {
             return Err("checksum mismatch".into());
         }
+        stored::check_hnsw(
+            &bytes,
+            meta.dimensions as usize,
+            meta.vector_count as usize,
+            meta.index_metric == VEXFS_SEARCH_EUCLIDEAN,
+        )?;
         VectorIndex::from_bytes(
             &bytes,
             meta.dimensions as usize,

@@ -166,7 +166,8 @@ impl Fs {
         let meta = &file.meta;
         let index = file.index.as_ref().filter(|index| {
             file.index_generation == file.generation
-                && index.factory != "Flat"
+                && super::spec::IndexSpec::parse(&index.factory)
+                    .is_ok_and(|spec| super::stored::loadable(&spec))
                 && index.factory.len() <= INDEX_SPEC_BYTES_MAX
                 && !(meta.index_bytes > 0
                     && meta.index_generation == file.generation
