@@ -3,13 +3,16 @@
 //! into the file's own bytes (FORMAT.md §13) at fsync, at the periodic
 //! write-back, at last close and at unmount.
 //!
-//! Locks, always taken in this order: a file's [`VectorFile`] lock, then
-//! the file's `io` lock, the commit gate, the metadata lock. Nothing that
-//! holds a later one takes an earlier one.
+//! Here: the files in memory, their lifetime, and the requests that change
+//! them; the search path is in [`search`], the write-back in `writeback`.
+//! Locks follow the one order of [`crate::locks`]: a file's [`VectorFile`]
+//! lock, then the file's `io` lock, the commit lock, the gate, the
+//! metadata lock, the tables.
 
 pub mod exact;
 pub mod index;
 pub mod layout;
+mod search;
 pub mod set;
 pub mod spec;
 pub mod stored;
@@ -30,7 +33,7 @@ use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 
 use self::exact::Hit;
 use self::index::{IndexChoice, VectorIndex};
-use self::layout::{VectorMeta, CAPACITY_MIN, INDEX_SPEC_BYTES_MAX};
+use self::layout::{VectorMeta, CAPACITY_MIN};
 use self::set::{InsertRefusal, VectorSet};
 
 /// Vectors one file may hold (`vector_count` is a u32 in the ABI).
@@ -599,214 +602,6 @@ impl Fs {
             out.extend_from_slice(file.set.row(slot));
         }
         Ok(out)
-    }
-
-    /// VECTOR_SEARCH: (id, value) pairs, best first.
-    pub fn search_vectors(
-        &self,
-        ino: u64,
-        query: &[f32],
-        k: u32,
-        search_type: u32,
-    ) -> Result<Vec<(u64, f32)>> {
-        let file = self.vector_file(ino)?;
-        let choice = {
-            let guard = read_lock(&file);
-            if !guard.answers(query)? {
-                return Ok(Vec::new());
-            }
-            self.index_choice(ino, guard.set.len(), guard.meta.dimensions)?
-        };
-        let k = k as usize;
-        loop {
-            let guard = read_lock(&file);
-            // The lock was let go since the checks above: a relayout may
-            // have changed the dimensions, or a truncate emptied the file.
-            if !guard.answers(query)? {
-                return Ok(Vec::new());
-            }
-            if guard.index_serves(search_type, &choice) {
-                let index = guard.index.as_ref().expect("checked by index_serves");
-                let hits = index
-                    .search(query, k)
-                    .map_err(|e| Error::refused(libc::EIO, format!("faiss search failed: {e}")))?;
-                // A graph or IVF index can come back short of min(k, count)
-                // (HNSW at a k far above efSearch): the answer is then exact.
-                if hits.len() < k.min(guard.set.len()) {
-                    return Ok(guard.scan(query, k, search_type));
-                }
-                return Ok(resolve_ids(&guard.set, &hits));
-            }
-            // The chosen index, current, but built for another metric.
-            let other_metric = guard.index.as_ref().is_some_and(|i| {
-                i.search_type != search_type
-                    && i.factory == choice.factory
-                    && guard.index_generation == guard.generation
-            });
-            if other_metric || guard.set.len() < k || guard.index_failed(search_type, &choice) {
-                // The index was built for another metric (or cannot rank
-                // more than it holds): a scan is exact and cheap enough.
-                return Ok(guard.scan(query, k, search_type));
-            }
-            drop(guard);
-            let mut guard = write_lock(&file);
-            if query.len() != guard.meta.dimensions as usize || guard.set.is_empty() {
-                continue; // changed while no lock was held: answered above
-            }
-            if !guard.index_serves(search_type, &choice) {
-                if let Err(e) = self.prepare_index(ino, &mut guard, search_type, &choice) {
-                    guard.failed = Some((choice.factory.clone(), search_type, guard.generation));
-                    eprintln!(
-                        "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
-                        choice.factory
-                    );
-                    return Ok(guard.scan(query, k, search_type));
-                }
-            }
-        }
-    }
-
-    fn index_choice(&self, ino: u64, count: usize, dimensions: u32) -> Result<IndexChoice> {
-        let factory = self.vector_xattr(ino, XATTR_INDEX)?;
-        let params = self.vector_xattr(ino, XATTR_SEARCH)?;
-        IndexChoice::resolve(factory.as_deref(), params.as_deref(), count, dimensions)
-            .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))
-    }
-
-    /// One of the `user.vexfs.*` attributes as text; None when unset.
-    fn vector_xattr(&self, ino: u64, name: &[u8]) -> Result<Option<String>> {
-        match self.getxattr(ino, name) {
-            Ok(value) if value.len() > INDEX_SPEC_BYTES_MAX => Err(einval(format!(
-                "{}: {} bytes, over the maximum of {INDEX_SPEC_BYTES_MAX}",
-                String::from_utf8_lossy(name),
-                value.len()
-            ))),
-            Ok(value) => Ok(Some(String::from_utf8_lossy(&value).into_owned())),
-            Err(e) if e.errno() == libc::ENODATA => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// setxattr of `user.vexfs.index` or `user.vexfs.search`: the value
-    /// must parse, and fit the file (its dimensions, its index) when it is
-    /// a vector file already. EINVAL names what is refused; other names pass.
-    pub(crate) fn check_vector_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
-        if name != XATTR_INDEX && name != XATTR_SEARCH {
-            return Ok(());
-        }
-        let what = String::from_utf8_lossy(name).into_owned();
-        let refuse = |e: String| einval(format!("{what}: {e}"));
-        let text = std::str::from_utf8(value).map_err(|_| refuse("not UTF-8 text".into()))?;
-        let dimensions = self.vector_meta_item(ino)?.map(|meta| meta.dimensions);
-        if name == XATTR_INDEX {
-            let spec = spec::IndexSpec::parse(text).map_err(refuse)?;
-            if let Some(dimensions) = dimensions {
-                spec.check_dimensions(dimensions).map_err(refuse)?;
-            }
-            if let Some(params) = self.vector_xattr(ino, XATTR_SEARCH)? {
-                if let Ok(params) = spec::SearchParams::parse(&params) {
-                    params.check_for(&spec).map_err(|e| {
-                        refuse(format!("the file's user.vexfs.search does not fit it: {e}"))
-                    })?;
-                }
-            }
-        } else {
-            let params = spec::SearchParams::parse(text).map_err(refuse)?;
-            if let Some(index) = self.vector_xattr(ino, XATTR_INDEX)? {
-                if let Ok(spec) = spec::IndexSpec::parse(&index) {
-                    params.check_for(&spec).map_err(refuse)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes `file.index` serve `search_type` under `choice`: the stored index
-    /// when it matches, else a new build.
-    fn prepare_index(
-        &self,
-        ino: u64,
-        file: &mut VectorFile,
-        search_type: u32,
-        choice: &IndexChoice,
-    ) -> std::result::Result<(), String> {
-        let d = file.meta.dimensions as usize;
-        if let Some(index) = file
-            .index
-            .as_mut()
-            .filter(|index| index.search_type == search_type && index.factory == choice.factory)
-        {
-            if file.index_generation == file.generation {
-                // Only the search parameters changed.
-                return index.set_params(&choice.params);
-            }
-        }
-        let stored_matches = file.meta.index_bytes > 0
-            && file.meta.index_generation == file.generation
-            && file.meta.index_metric == search_type
-            && file.meta.index_spec == choice.factory;
-        if stored_matches && file.index.is_none() {
-            match self.read_stored_index(ino, &file.meta, choice) {
-                Ok(index) if index.covered == file.set.len() => {
-                    file.index = Some(index);
-                    file.index_generation = file.generation;
-                    return Ok(());
-                }
-                Ok(_) => eprintln!("vexfs: vector file {ino}: stored index does not cover every vector; rebuilding"),
-                Err(e) => eprintln!("vexfs: vector file {ino}: stored index unusable ({e}); rebuilding"),
-            }
-        }
-        let index = VectorIndex::build(choice, file.set.rows(), d, search_type)?;
-        file.index = Some(index);
-        file.index_generation = file.generation;
-        if !choice.is_flat() {
-            // Worth keeping: the next write-back stores it.
-            file.rewrite = true;
-        }
-        Ok(())
-    }
-
-    fn read_stored_index(
-        &self,
-        ino: u64,
-        meta: &VectorMeta,
-        choice: &IndexChoice,
-    ) -> std::result::Result<VectorIndex, String> {
-        // Everything about the stored bytes is checked by us first: the
-        // family (only what stored.rs can check is loaded), the size
-        // (before it is read), the checksum, then every field.
-        let spec = spec::IndexSpec::parse(&meta.index_spec)?;
-        if !stored::loadable(&spec) {
-            return Err(format!(
-                "a stored {spec} index is not loaded, it is rebuilt"
-            ));
-        }
-        let bytes_max = stored::index_bytes_max(meta.dimensions as usize, meta.vector_count);
-        if meta.index_bytes > bytes_max {
-            return Err(format!(
-                "{} bytes for {} vectors, more than an HNSW index of them takes ({bytes_max})",
-                meta.index_bytes, meta.vector_count
-            ));
-        }
-        let bytes = self
-            .read(ino, meta.index_offset, meta.index_bytes as usize)
-            .map_err(|e| e.to_string())?;
-        if bytes.len() as u64 != meta.index_bytes || crc32c::crc32c(&bytes) != meta.index_crc {
-            return Err("checksum mismatch".into());
-        }
-        stored::check_hnsw(
-            &bytes,
-            meta.dimensions as usize,
-            meta.vector_count as usize,
-            meta.index_metric == VEXFS_SEARCH_EUCLIDEAN,
-        )?;
-        VectorIndex::from_bytes(
-            &bytes,
-            meta.dimensions as usize,
-            meta.index_metric,
-            &meta.index_spec,
-            &choice.params,
-        )
     }
 }
 
