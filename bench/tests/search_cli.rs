@@ -184,26 +184,30 @@ fn an_ivf_probe_that_finds_fewer_than_k_counts_them_as_misses() {
         ],
     );
     assert_throughput(&report, 300, 20, 2);
-    for system in ["vexfs", "faiss"] {
-        let settings = report[system]["settings"].as_array().unwrap();
-        let short: Vec<u64> = settings
-            .iter()
-            .map(|s| s["short_answers"].as_u64().unwrap())
-            .collect();
-        assert!(
-            short[0] > 0,
-            "{system}: nprobe=1 found k every time: {report}"
-        );
-        assert_eq!(short[1], 0, "{system}: every list probed: {report}");
-        let recall = recalls(&report, system);
-        assert!(recall[0] < 1.0, "{system}: {recall:?}");
-        assert_eq!(recall[1], 1.0, "{system}: IVF probing every list is exact");
-    }
-    // The same index and probes in both: the same short answers.
-    assert_eq!(
-        report["vexfs"]["settings"][0]["short_answers"],
-        report["faiss"]["settings"][0]["short_answers"]
+    // faiss in-process answers short (fewer than k) at nprobe=1; the
+    // daemon answers min(k, count) always, by an exact scan when its index
+    // comes back short (docs/VECTORS.md), so its recall is at least faiss's.
+    let faiss_short = report["faiss"]["settings"][0]["short_answers"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        faiss_short > 0,
+        "faiss: nprobe=1 found k every time: {report}"
     );
+    for setting in report["vexfs"]["settings"].as_array().unwrap() {
+        assert_eq!(
+            setting["short_answers"].as_u64(),
+            Some(0),
+            "vexfs: {report}"
+        );
+    }
+    let (ours, theirs) = (recalls(&report, "vexfs"), recalls(&report, "faiss"));
+    assert!(ours[0] >= theirs[0], "vexfs {ours:?} vs faiss {theirs:?}");
+    let short = report["faiss"]["settings"][1]["short_answers"].as_u64();
+    assert_eq!(short, Some(0), "faiss: every list probed: {report}");
+    assert!(theirs[0] < 1.0, "faiss: {theirs:?}");
+    assert_eq!(theirs[1], 1.0, "faiss: IVF probing every list is exact");
+    assert_eq!(ours[1], 1.0, "vexfs: IVF probing every list is exact");
 }
 
 /// A small deterministic data set, written as .fvecs, with its exact cosine

@@ -428,13 +428,20 @@ impl Store {
     /// the running transaction (reusable once it commits), not the metadata
     /// reserve, not what other files have reserved; its own reservation is
     /// included.
+    ///
+    /// A reservation is a promise: it stays available to its file even when
+    /// metadata has eaten into the metadata reserve (tree nodes are
+    /// allocated from it on a full device), as long as the blocks exist.
     pub fn data_blocks_available(&self, ino: u64) -> u64 {
         let own = self.reserved.get(&ino).copied().unwrap_or(0);
-        self.sb
+        let allocatable = self
+            .sb
             .free_blocks
-            .saturating_sub(self.pending_free_blocks + self.sealing_free_blocks)
+            .saturating_sub(self.pending_free_blocks + self.sealing_free_blocks);
+        let unreserved = allocatable
             .saturating_sub(self.metadata_reserve_blocks())
-            .saturating_sub(self.reserved_blocks - own)
+            .saturating_sub(self.reserved_blocks);
+        (unreserved + own).min(allocatable)
     }
 
     /// Allocation for the data of file `ino`: draws on its reservation

@@ -471,3 +471,56 @@ fn o_sync_descriptor_makes_inserts_durable_at_once() {
     m.unmount();
     image.assert_clean();
 }
+
+/// A file past the size where indexes are built in the background: the
+/// first search is answered (exactly) at once while HNSW is built, the
+/// index arrives and is stored, and after an upsert the answer is the new
+/// vector at once, exact until the rebuilt index replaces the stale one.
+#[test]
+fn large_files_build_their_index_in_the_background() {
+    if !fuse_available("large_files_build_their_index_in_the_background") {
+        return;
+    }
+    let image = Image::new("vec-background", "512M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("large.vec");
+    let file = open_rw(&path);
+    let (d, n) = (16usize, 25_000usize);
+    set_meta(&file, d as u32, 0).unwrap();
+    let data = rows(21, n, d);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    for (chunk, id_chunk) in data.chunks(5000 * d).zip(ids.chunks(5000)) {
+        insert(&file, d as u32, chunk, Some(id_chunk), 0).unwrap();
+    }
+    let query = &data[123 * d..124 * d];
+    let want = brute_force(&data, &ids, d, query, 10, VEXFS_SEARCH_EUCLIDEAN);
+    let got = search(&file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want,
+        "exact while building"
+    );
+    // The built index is installed and, at the next write-back, stored.
+    let stored = |file: &File| {
+        file.sync_all().unwrap();
+        let info = get_meta(file).unwrap();
+        std::fs::metadata(&path).unwrap().len() > info.index_offset
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !stored(&file) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the background build never landed"
+        );
+        search(&file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // An upsert makes the index stale: the answer is right at once.
+    let moved: Vec<f32> = vec![5.0; d];
+    insert(&file, d as u32, &moved, Some(&[7]), 0).unwrap();
+    let got = search(&file, &moved, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+    assert_eq!(got[0].0, 7);
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}

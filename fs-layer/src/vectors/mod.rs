@@ -9,6 +9,7 @@
 //! lock, then the file's `io` lock, the commit lock, the gate, the
 //! metadata lock, the tables.
 
+mod builder;
 pub mod exact;
 pub mod index;
 pub mod layout;
@@ -65,6 +66,12 @@ pub struct VectorFile {
     failed: Option<(String, u32, u64)>,
     /// The file is a vector file on disk (its first write-back is done).
     stored: bool,
+    /// Bumped by every change other than an append (a replacement, a
+    /// delete, a clear, a relayout): an index built over the rows before it
+    /// no longer fits.
+    in_place_changes: u64,
+    /// The index the builder thread is making for it: (factory, metric).
+    building: Option<(String, u32)>,
 }
 
 /// Vector files in memory, by inode.
@@ -76,6 +83,7 @@ pub struct VectorFile {
 #[derive(Default)]
 pub struct VectorFiles {
     resident: Mutex<Residents>,
+    builder: builder::Builder,
 }
 
 #[derive(Default)]
@@ -197,8 +205,15 @@ impl VectorFile {
         }
     }
 
+    /// Rows were appended.
     fn changed(&mut self) {
         self.generation += 1;
+    }
+
+    /// Stored rows were replaced, deleted or dropped.
+    fn changed_in_place(&mut self) {
+        self.generation += 1;
+        self.in_place_changes += 1;
     }
 
     fn dirty(&self) -> bool {
@@ -352,6 +367,8 @@ impl Fs {
             truncate_first: false,
             failed: None,
             stored: true,
+            in_place_changes: 0,
+            building: None,
         })
     }
 
@@ -410,6 +427,8 @@ impl Fs {
                     truncate_first: false,
                     failed: None,
                     stored: false,
+                    in_place_changes: 0,
+                    building: None,
                 };
                 // On disk first, in memory after: nobody sees a vector file
                 // that is not one on disk.
@@ -447,7 +466,7 @@ impl Fs {
             file.index = None;
             file.rewrite = true;
             file.truncate_first = true;
-            file.changed();
+            file.changed_in_place();
             self.write_back(ino, &mut file)
         }
     }
@@ -510,7 +529,11 @@ impl Fs {
             InsertRefusal::TooLarge(why) => Error::refused(libc::EFBIG, why),
         })?;
         let index_was_current = file.index_generation == file.generation;
-        file.changed();
+        if outcome.replaced > 0 {
+            file.changed_in_place();
+        } else {
+            file.changed();
+        }
         // Keep an index current by adding what was appended; a replaced
         // vector makes it stale (faiss cannot update one in place).
         if index_was_current && outcome.replaced == 0 {
@@ -553,7 +576,7 @@ impl Fs {
         // A delete moves the last row into the hole: that row is written again.
         self.reserve_for_change(ino, Plan::blocks_after_delete(&file, stored))?;
         let removed = file.set.delete(ids);
-        file.changed();
+        file.changed_in_place();
         self.reserve_exactly(ino, &file);
         Ok(removed as u32)
     }

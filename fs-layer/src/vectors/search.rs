@@ -5,14 +5,26 @@
 
 use vexfs_uapi::*;
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::locks::RwLock;
 
+use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::index::{IndexChoice, VectorIndex};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
     einval, read_lock, resolve_ids, spec, stored, write_lock, VectorFile, XATTR_INDEX, XATTR_SEARCH,
 };
+
+/// What [`Fs::prepare_index`] left behind.
+enum Prepared {
+    /// The index serves the search.
+    Ready,
+    /// The builder thread is making it.
+    Building,
+}
 
 impl Fs {
     /// VECTOR_SEARCH: (id, value) pairs, best first.
@@ -57,7 +69,14 @@ impl Fs {
                     && i.factory == choice.factory
                     && guard.index_generation == guard.generation
             });
-            if other_metric || guard.set.len() < k || guard.index_failed(search_type, &choice) {
+            let building = guard.building.as_ref().is_some_and(|(factory, metric)| {
+                *factory == choice.factory && *metric == search_type
+            });
+            if other_metric
+                || building
+                || guard.set.len() < k
+                || guard.index_failed(search_type, &choice)
+            {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
                 return Ok(guard.scan(query, k, search_type));
@@ -68,13 +87,19 @@ impl Fs {
                 continue; // changed while no lock was held: answered above
             }
             if !guard.index_serves(search_type, &choice) {
-                if let Err(e) = self.prepare_index(ino, &mut guard, search_type, &choice) {
-                    guard.failed = Some((choice.factory.clone(), search_type, guard.generation));
-                    eprintln!(
-                        "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
-                        choice.factory
-                    );
-                    return Ok(guard.scan(query, k, search_type));
+                match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
+                    Ok(Prepared::Ready) => {}
+                    // Until the builder thread is done, the answer is exact.
+                    Ok(Prepared::Building) => return Ok(guard.scan(query, k, search_type)),
+                    Err(e) => {
+                        guard.failed =
+                            Some((choice.factory.clone(), search_type, guard.generation));
+                        eprintln!(
+                            "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
+                            choice.factory
+                        );
+                        return Ok(guard.scan(query, k, search_type));
+                    }
                 }
             }
         }
@@ -136,14 +161,16 @@ impl Fs {
     }
 
     /// Makes `file.index` serve `search_type` under `choice`: the stored index
-    /// when it matches, else a new build.
+    /// when it matches, else a new build, here for a small file and by the
+    /// builder thread for a large one.
     fn prepare_index(
         &self,
         ino: u64,
+        shared: &Arc<RwLock<VectorFile>>,
         file: &mut VectorFile,
         search_type: u32,
         choice: &IndexChoice,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Prepared, String> {
         let d = file.meta.dimensions as usize;
         if let Some(index) = file
             .index
@@ -152,7 +179,7 @@ impl Fs {
         {
             if file.index_generation == file.generation {
                 // Only the search parameters changed.
-                return index.set_params(&choice.params);
+                return index.set_params(&choice.params).map(|()| Prepared::Ready);
             }
         }
         let stored_matches = file.meta.index_bytes > 0
@@ -164,10 +191,26 @@ impl Fs {
                 Ok(index) if index.covered == file.set.len() => {
                     file.index = Some(index);
                     file.index_generation = file.generation;
-                    return Ok(());
+                    return Ok(Prepared::Ready);
                 }
                 Ok(_) => eprintln!("vexfs: vector file {ino}: stored index does not cover every vector; rebuilding"),
                 Err(e) => eprintln!("vexfs: vector file {ino}: stored index unusable ({e}); rebuilding"),
+            }
+        }
+        let wanted = (choice.factory.clone(), search_type);
+        if file.building.as_ref() == Some(&wanted) {
+            return Ok(Prepared::Building);
+        }
+        if !choice.is_flat() && file.set.len() > SYNC_BUILD_VECTORS_MAX {
+            let job = Job {
+                ino,
+                file: shared.clone(),
+                choice: choice.clone(),
+                search_type,
+            };
+            if self.vectors.builder.submit(job) {
+                file.building = Some(wanted);
+                return Ok(Prepared::Building);
             }
         }
         let index = VectorIndex::build(choice, file.set.rows(), d, search_type)?;
@@ -177,7 +220,7 @@ impl Fs {
             // Worth keeping: the next write-back stores it.
             file.rewrite = true;
         }
-        Ok(())
+        Ok(Prepared::Ready)
     }
 
     fn read_stored_index(

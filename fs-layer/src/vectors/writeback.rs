@@ -79,7 +79,7 @@ impl Fs {
         file.meta.vector_count = 0;
         file.rewrite = true;
         file.truncate_first = true;
-        file.changed();
+        file.changed_in_place();
         self.write_back(ino, &mut file)
     }
 

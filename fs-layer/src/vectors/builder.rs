@@ -1,0 +1,112 @@
+//! Index builds off the request path. Building HNSW over 100,000 vectors
+//! takes tens of seconds here (over 1,000,000, minutes); a search that did
+//! it while holding the file's write lock stalled every request on the
+//! file for that long, and a caller killed meanwhile stayed in D state
+//! until the build ended (FUSE cannot abandon a request the daemon holds).
+//!
+//! So a file of more than [`SYNC_BUILD_VECTORS_MAX`] vectors that needs a
+//! new index gets it from this thread: the search that noticed hands over a
+//! job and is answered by an exact scan, as every search is until the index
+//! is in place. The thread copies the rows under the file's read lock,
+//! builds with no lock held, then installs the index under the write lock
+//! if the rows it was built over are still the file's first rows (appends
+//! since then are added to it; a replacement or delete makes it stale and
+//! the next search asks again). One thread per mount, one build at a time.
+
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+
+use crate::locks::RwLock;
+
+use super::index::{IndexChoice, VectorIndex};
+use super::{read_lock, write_lock, VectorFile};
+
+/// Vectors above which a new index is built in the background.
+pub const SYNC_BUILD_VECTORS_MAX: usize = 20_000;
+
+/// One index to build for one file.
+pub(super) struct Job {
+    pub ino: u64,
+    pub file: Arc<RwLock<VectorFile>>,
+    pub choice: IndexChoice,
+    pub search_type: u32,
+}
+
+/// The mount's builder thread, started with its first job; it ends when
+/// the mount's [`VectorFiles`](super::VectorFiles) are dropped.
+#[derive(Default)]
+pub(super) struct Builder {
+    jobs: OnceLock<Option<mpsc::Sender<Job>>>,
+}
+
+impl Builder {
+    /// Hands `job` to the builder thread; false when there is no thread
+    /// (it could not be started), and the caller builds itself.
+    pub(super) fn submit(&self, job: Job) -> bool {
+        let sender = self.jobs.get_or_init(|| {
+            let (sender, jobs) = mpsc::channel::<Job>();
+            let started = std::thread::Builder::new()
+                .name("vexfs-index".into())
+                .spawn(move || {
+                    while let Ok(job) = jobs.recv() {
+                        build(job);
+                    }
+                });
+            match started {
+                Ok(_) => Some(sender),
+                Err(e) => {
+                    eprintln!("vexfs: cannot start the index builder ({e}); searches build indexes themselves");
+                    None
+                }
+            }
+        });
+        sender.as_ref().is_some_and(|s| s.send(job).is_ok())
+    }
+}
+
+fn build(job: Job) {
+    let (rows, dimensions, count, in_place_changes) = {
+        let file = read_lock(&job.file);
+        (
+            file.set.rows().to_vec(),
+            file.meta.dimensions as usize,
+            file.set.len(),
+            file.in_place_changes,
+        )
+    };
+    let built = VectorIndex::build(&job.choice, &rows, dimensions, job.search_type);
+    drop(rows);
+    let mut file = write_lock(&job.file);
+    file.building = None;
+    let mut index = match built {
+        Ok(index) => index,
+        Err(e) => {
+            eprintln!(
+                "vexfs: vector file {}: building {:?}: {e}; searches stay exact",
+                job.ino, job.choice.factory
+            );
+            let generation = file.generation;
+            file.failed = Some((job.choice.factory.clone(), job.search_type, generation));
+            return;
+        }
+    };
+    if file.in_place_changes != in_place_changes
+        || file.meta.dimensions as usize != dimensions
+        || file.set.len() < count
+    {
+        return; // built over rows the file no longer has
+    }
+    if file.set.len() > count {
+        if let Err(e) = index.add(&file.set.rows()[count * dimensions..]) {
+            eprintln!(
+                "vexfs: vector file {}: {e}; rebuilt at a later search",
+                job.ino
+            );
+            return;
+        }
+    }
+    file.index = Some(index);
+    file.index_generation = file.generation;
+    // Worth keeping: the next write-back stores it.
+    file.rewrite = true;
+}
