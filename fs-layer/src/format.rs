@@ -474,6 +474,24 @@ pub struct InodeRecord {
 }
 
 impl InodeRecord {
+    /// A new, empty directory in `parent`, every time `t`.
+    pub fn directory(mode: u32, uid: u32, gid: u32, parent: u64, t: Timespec) -> InodeRecord {
+        InodeRecord {
+            mode: libc::S_IFDIR | (mode & 0o7777),
+            uid,
+            gid,
+            nlink: 2,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            parent,
+            ..InodeRecord::default()
+        }
+    }
+}
+
+impl InodeRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = vec![0u8; INODE_RECORD_BYTES];
         put_u32(&mut b, 0, self.mode);

@@ -112,18 +112,7 @@ pub fn mkfs(dev: &dyn BlockDevice, options: &MkfsOptions) -> Result<Superblock> 
     let used = root_node + 2;
 
     let t = now();
-    let root = InodeRecord {
-        mode: libc::S_IFDIR | 0o755,
-        uid: options.root_uid,
-        gid: options.root_gid,
-        nlink: 2,
-        atime: t,
-        mtime: t,
-        ctime: t,
-        crtime: t,
-        parent: ROOT_INO,
-        ..InodeRecord::default()
-    };
+    let root = InodeRecord::directory(0o755, options.root_uid, options.root_gid, ROOT_INO, t);
     debug_assert_eq!(file_type_of(root.mode), 4);
     let leaf = Node {
         level: 0,

@@ -140,24 +140,14 @@ fn make_lost_and_found(st: &mut Store) -> Result<u64> {
     st.sb.next_ino += 1;
     st.mark_sb_dirty();
     let t = now();
-    let mode = libc::S_IFDIR | 0o700;
-    let record = InodeRecord {
-        mode,
-        nlink: 2,
-        atime: t,
-        mtime: t,
-        ctime: t,
-        crtime: t,
-        parent: ROOT_INO,
-        ..InodeRecord::default()
-    };
+    let record = InodeRecord::directory(0o700, 0, 0, ROOT_INO, t);
     Fs::put_inode(st, ino, &record)?;
     dir::add(
         st,
         ROOT_INO,
         Dirent {
             ino,
-            file_type: file_type_of(mode),
+            file_type: file_type_of(record.mode),
             name: LOST_AND_FOUND.to_vec(),
         },
     )?;

@@ -192,20 +192,23 @@ impl Drop for Mounted {
 
 /// Aborts the FUSE connection of the mount whose device number is `dev`:
 /// every request waiting on the daemon fails, so stuck callers return and
-/// the mount can be taken down. Mounts the fuse control filesystem first
-/// where nobody has.
+/// the mount can be taken down. Mounts the fuse control filesystem when
+/// nobody has, and takes it down again afterwards.
 pub fn abort_fuse_connection(dev: u64) {
     let connections = Path::new("/sys/fs/fuse/connections");
     let minor = libc::minor(dev);
     let abort = connections.join(format!("{minor}/abort"));
-    if !abort.exists() {
-        let _ = Command::new("mount")
+    let mounted_here = !abort.exists()
+        && Command::new("mount")
             .args(["-t", "fusectl", "none"])
             .arg(connections)
-            .status();
-    }
+            .status()
+            .is_ok_and(|s| s.success());
     if let Err(e) = std::fs::write(&abort, "1") {
         eprintln!("aborting FUSE connection {minor}: {e}");
+    }
+    if mounted_here {
+        let _ = Command::new("umount").arg(connections).status();
     }
 }
 
