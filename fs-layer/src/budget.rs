@@ -14,6 +14,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::interrupt::{Interrupt, CALLER_CHECK_INTERVAL};
 
 /// Bytes all requests of one mount may hold at once.
 pub const REQUEST_MEMORY_BYTES_MAX: u64 = 1 << 30;
@@ -56,8 +57,8 @@ impl RequestMemory {
     }
 
     /// Takes `bytes`, waiting for room; ENOMEM names the request's size
-    /// when none comes in time.
-    pub fn take(&self, bytes: u64) -> Result<Grant<'_>> {
+    /// when none comes in time, EINTR ends the wait when the caller is killed.
+    pub fn take(&self, bytes: u64, interrupt: &Interrupt) -> Result<Grant<'_>> {
         let refuse = |used: u64| {
             Error::refused(
                 libc::ENOMEM,
@@ -79,9 +80,15 @@ impl RequestMemory {
             }
             used = self
                 .freed
-                .wait_timeout(used, left)
+                .wait_timeout(used, left.min(CALLER_CHECK_INTERVAL))
                 .unwrap_or_else(|_| std::process::abort())
                 .0;
+            if interrupt.due() {
+                // Not while holding the counter: reading /proc takes time.
+                drop(used);
+                interrupt.check()?;
+                used = self.lock();
+            }
         }
         *used += bytes;
         Ok(Grant {
@@ -110,9 +117,9 @@ mod tests {
     #[test]
     fn a_request_waits_for_room_and_gets_it_when_another_ends() {
         let budget = RequestMemory::new(100, Duration::from_secs(10));
-        let first = budget.take(80).unwrap();
+        let first = budget.take(80, &Interrupt::never()).unwrap();
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| budget.take(50).map(|g| g.bytes));
+            let waiter = scope.spawn(|| budget.take(50, &Interrupt::never()).map(|g| g.bytes));
             std::thread::sleep(Duration::from_millis(50));
             assert!(!waiter.is_finished(), "50 more bytes do not fit beside 80");
             drop(first);
@@ -124,11 +131,40 @@ mod tests {
     #[test]
     fn no_room_in_time_is_enomem_and_too_big_is_refused_at_once() {
         let budget = RequestMemory::new(100, Duration::from_millis(20));
-        let _held = budget.take(60).unwrap();
-        let err = budget.take(60).err().unwrap();
+        let _held = budget.take(60, &Interrupt::never()).unwrap();
+        let err = budget.take(60, &Interrupt::never()).err().unwrap();
         assert_eq!(err.errno(), libc::ENOMEM);
         assert!(err.to_string().contains("60 bytes"), "{err}");
-        assert_eq!(budget.take(101).err().unwrap().errno(), libc::ENOMEM);
+        assert_eq!(
+            budget.take(101, &Interrupt::never()).err().unwrap().errno(),
+            libc::ENOMEM
+        );
+        assert_eq!(budget.used(), 60);
+    }
+
+    #[test]
+    fn a_waiting_request_whose_caller_is_killed_ends_with_eintr() {
+        let budget = RequestMemory::new(100, Duration::from_secs(600));
+        let _held = budget.take(60, &Interrupt::never()).unwrap();
+        let mut caller = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = caller.id();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                budget
+                    .take(60, &Interrupt::for_caller(pid))
+                    .err()
+                    .map(|e| e.errno())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "60 more bytes do not fit beside 60");
+            caller.kill().unwrap();
+            // Without the check it would wait the budget's 600 s.
+            assert_eq!(waiter.join().unwrap(), Some(libc::EINTR));
+        });
+        caller.wait().unwrap();
         assert_eq!(budget.used(), 60);
     }
 }

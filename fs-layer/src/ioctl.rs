@@ -10,6 +10,7 @@ use vexfs_uapi::*;
 
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::interrupt::Interrupt;
 
 /// The process a request came from. Its buffers are reached with
 /// `process_vm_readv`/`process_vm_writev` on the pid the kernel put in the
@@ -209,6 +210,7 @@ pub fn handle(
         ));
     }
     check_access(open_flags, writes)?;
+    let interrupt = Interrupt::for_caller(caller.pid);
     let sync = open_flags & (libc::O_SYNC | libc::O_DSYNC) != 0;
     let outcome = match cmd {
         VEXFS_IOC_SET_VECTOR_META => {
@@ -233,9 +235,10 @@ pub fn handle(
             } else {
                 count as u64 * 8
             };
-            let _memory = fs
-                .request_memory
-                .take(count as u64 * u64::from(request.dimensions) * 4 + id_bytes)?;
+            let _memory = fs.request_memory.take(
+                count as u64 * u64::from(request.dimensions) * 4 + id_bytes,
+                &interrupt,
+            )?;
             let rows = caller.read_f32s(
                 "vectors",
                 request.vectors_addr,
@@ -246,6 +249,8 @@ pub fn handle(
             } else {
                 Some(caller.read_u64s("vector_ids", request.vector_ids_addr, count)?)
             };
+            // The last point where a killed caller's request changes nothing.
+            interrupt.check()?;
             fs.insert_vectors(
                 ino,
                 request.dimensions,
@@ -262,15 +267,17 @@ pub fn handle(
             let mut request = VexfsVectorSearchRequest::from_bytes(&fixed(in_data)?);
             limits::check_search(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
-            let _memory = fs
-                .request_memory
-                .take(u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2)?;
+            let _memory = fs.request_memory.take(
+                u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2,
+                &interrupt,
+            )?;
             let query = caller.read_f32s(
                 "query_vector",
                 request.query_vector_addr,
                 request.dimensions as usize,
             )?;
-            let hits = fs.search_vectors(ino, &query, request.k, request.search_type)?;
+            let hits =
+                fs.search_vectors_for(ino, &query, request.k, request.search_type, &interrupt)?;
             let mut values = Vec::with_capacity(hits.len() * 4);
             let mut ids = Vec::with_capacity(hits.len() * 8);
             for (id, value) in &hits {
@@ -286,8 +293,11 @@ pub fn handle(
             let mut request = VexfsDeleteRequest::from_bytes(&fixed(in_data)?);
             limits::check_delete(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
-            let _memory = fs.request_memory.take(u64::from(request.id_count) * 8)?;
+            let _memory = fs
+                .request_memory
+                .take(u64::from(request.id_count) * 8, &interrupt)?;
             let ids = caller.read_u64s("ids", request.ids_addr, request.id_count as usize)?;
+            interrupt.check()?;
             request.deleted_count = fs.delete_vectors(ino, &ids)?;
             Outcome {
                 reply: request.to_bytes().to_vec(),
@@ -299,9 +309,10 @@ pub fn handle(
             limits::check_get_vectors(&request).map_err(refusal)?;
             fs.get_vector_meta(ino)?;
             let count = u64::from(request.id_count);
-            let _memory = fs
-                .request_memory
-                .take(count * 8 + count * u64::from(request.dimensions) * 4)?;
+            let _memory = fs.request_memory.take(
+                count * 8 + count * u64::from(request.dimensions) * 4,
+                &interrupt,
+            )?;
             let ids = caller.read_u64s("ids", request.ids_addr, request.id_count as usize)?;
             let rows = fs.get_vectors(ino, request.dimensions, &ids)?;
             // SAFETY: the byte view covers exactly the Vec's f32 elements;

@@ -20,6 +20,7 @@ pub mod format;
 pub mod fs;
 pub mod fsck;
 pub mod fuse;
+pub mod interrupt;
 pub mod ioctl;
 pub mod locks;
 pub mod mkfs;

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{now, Fs};
 use crate::store::Store;
+use crate::vectors::XATTR_STATUS;
 
 pub const XATTR_CREATE: i32 = 1;
 pub const XATTR_REPLACE: i32 = 2;
@@ -36,6 +37,17 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Attributes the filesystem computes cannot be set or removed.
+fn refuse_computed(name: &[u8]) -> Result<()> {
+    if name == XATTR_STATUS {
+        return Err(Error::refused(
+            libc::EPERM,
+            "user.vexfs.status is computed by the filesystem and read-only",
+        ));
+    }
+    Ok(())
+}
+
 fn bucket(st: &mut Store, ino: u64, name: &[u8]) -> Result<(Key, XattrBucket)> {
     Fs::inode(st, ino)?;
     let key = Key::new(ino, Kind::Xattr, name_hash(st.sb.hash_seed, name));
@@ -49,6 +61,9 @@ fn bucket(st: &mut Store, ino: u64, name: &[u8]) -> Result<(Key, XattrBucket)> {
 impl Fs {
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_name(name)?;
+        if name == XATTR_STATUS {
+            return self.vector_status(ino);
+        }
         let mut st = self.lock();
         let (_, entries) = bucket(&mut st, ino, name)?;
         entries
@@ -60,6 +75,7 @@ impl Fs {
 
     pub fn setxattr(&self, ino: u64, name: &[u8], value: &[u8], flags: i32) -> Result<()> {
         check_name(name)?;
+        refuse_computed(name)?;
         if value.len() > XATTR_VALUE_BYTES_MAX {
             return Err(Error::refused(
                 libc::E2BIG,
@@ -75,7 +91,6 @@ impl Fs {
                 format!("xattr flags {flags:#x}"),
             ));
         }
-        self.check_vector_xattr(ino, name, value)?;
         self.check_vector_xattr(ino, name, value)?;
         {
             self.check_writable()?;
@@ -118,6 +133,7 @@ impl Fs {
 
     pub fn removexattr(&self, ino: u64, name: &[u8]) -> Result<()> {
         check_name(name)?;
+        refuse_computed(name)?;
         {
             self.check_writable()?;
             let mut st = self.lock();

@@ -566,3 +566,33 @@ fn fuzz_stored_index() {
         }
     });
 }
+
+/// A stored index with its label map (FORMAT.md §13.5): whatever the map
+/// and index checks accept, faiss must read and search without failing,
+/// and every answer must name a slot of the file.
+#[test]
+fn fuzz_stored_index_labels() {
+    use vexfs_fs::vectors::index::{IndexChoice, VectorIndex};
+    use vexfs_fs::vectors::stored::{check_stored, encode_label_map};
+    let (n, d) = (64usize, 4usize);
+    let rows: Vec<f32> = (0..n * d).map(|i| ((i * 37) % 89) as f32 / 89.0).collect();
+    let choice = IndexChoice::resolve(Some("HNSW4"), None, n, d as u32).unwrap();
+    let mut index = VectorIndex::build(&choice, &rows, d, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+    index.replace(3, &rows[10 * d..11 * d]).unwrap();
+    index.remove(5);
+    let slots = n - 1;
+    let mut seed = encode_label_map(index.labels().unwrap());
+    seed.extend_from_slice(&index.to_bytes().unwrap());
+    fuzz("stored-index-labels", vec![seed], None, |b| {
+        if let Ok((Some(labels), faiss)) = check_stored(b, true, d, slots, true) {
+            let loaded =
+                VectorIndex::from_bytes(faiss, d, VEXFS_SEARCH_EUCLIDEAN, "HNSW4", &choice.params)
+                    .and_then(|index| index.with_labels(labels));
+            if let Ok(index) = loaded {
+                for hit in index.search(&rows[..d], 5).unwrap_or_default() {
+                    assert!(hit.slot < slots, "slot {} of {slots}", hit.slot);
+                }
+            }
+        }
+    });
+}

@@ -515,11 +515,185 @@ fn large_files_build_their_index_in_the_background() {
         search(&file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    // An upsert makes the index stale: the answer is right at once.
+    // An upsert reaches the index at once (a tombstone and a new label).
     let moved: Vec<f32> = vec![5.0; d];
     insert(&file, d as u32, &moved, Some(&[7]), 0).unwrap();
     let got = search(&file, &moved, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap();
     assert_eq!(got[0].0, 7);
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}
+
+/// Waits (searching, so a build can be asked for) until `done` holds for
+/// the file's `user.vexfs.status`.
+fn wait_for_status(
+    file: &File,
+    path: &std::path::Path,
+    query: &[f32],
+    what: &str,
+    done: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let status = vector_status(path);
+        if done(&status) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited for {what}: {status:?}"
+        );
+        search(file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Replacing or deleting vectors of a file with a graph index never makes
+/// a search wait for a rebuild: the index follows each change at once
+/// (tombstones, never returned), and is rebuilt in the background once
+/// tombstones pass a tenth of it, the old one answering meanwhile and the
+/// changes made during the build replayed onto the new one.
+#[test]
+fn replacements_and_deletes_keep_the_index_answering() {
+    if !fuse_available("replacements_and_deletes_keep_the_index_answering") {
+        return;
+    }
+    let image = Image::new("vec-tombstones", "512M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("t.vec");
+    let file = open_rw(&path);
+    let (d, n) = (16usize, 25_000usize);
+    set_meta(&file, d as u32, 0).unwrap();
+    let mut data = rows(33, n, d);
+    let mut ids: Vec<u64> = (0..n as u64).collect();
+    for (chunk, id_chunk) in data.chunks(5000 * d).zip(ids.chunks(5000)) {
+        insert(&file, d as u32, chunk, Some(id_chunk), 0).unwrap();
+    }
+    let query = data[..d].to_vec();
+    wait_for_status(&file, &path, &query, "the first build", |s| {
+        s["index"] == "HNSW32" && s["indexed"] == n.to_string()
+    });
+
+    // One upsert and one delete: the index follows them, no build is asked for.
+    let moved = vec![5.0f32; d];
+    insert(&file, d as u32, &moved, Some(&[7]), 0).unwrap();
+    assert_eq!(delete(&file, &[100]).unwrap(), 1);
+    let status = vector_status(&path);
+    assert_eq!(status["index"], "HNSW32", "{status:?}");
+    assert_eq!(status["tombstones"], "2", "{status:?}");
+    assert_eq!(status["building"], "none", "{status:?}");
+    assert_eq!(status["indexed"], (n - 1).to_string(), "{status:?}");
+    assert_eq!(
+        search(&file, &moved, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+        7
+    );
+    for gone in [7usize, 100] {
+        let old = &data[gone * d..(gone + 1) * d];
+        let got = search(&file, old, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+        assert!(
+            got.iter()
+                .all(|(id, distance)| *id != gone as u64 || *distance > 1.0),
+            "the old vector of id {gone} was returned: {got:?}"
+        );
+    }
+    // The last row moved into the deleted one's slot: still found.
+    let last = data[(n - 1) * d..].to_vec();
+    assert_eq!(
+        search(&file, &last, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+        n as u64 - 1
+    );
+    data[7 * d..8 * d].copy_from_slice(&moved);
+    data.drain(100 * d..101 * d);
+    ids.remove(100);
+    // Stored with its label map, and read back so after a remount.
+    file.sync_all().unwrap();
+    assert_eq!(vector_status(&path)["stored_index"], "HNSW32");
+    drop(file);
+    m.unmount();
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("t.vec");
+    let file = open_rw(&path);
+    assert_eq!(
+        search(&file, &moved, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+        7
+    );
+    let status = vector_status(&path);
+    assert_eq!(status["index"], "HNSW32", "not read back: {status:?}");
+    assert_eq!(status["tombstones"], "2", "{status:?}");
+    assert_eq!(status["building"], "none", "{status:?}");
+    assert_eq!(
+        search(&file, &last, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+        n as u64 - 1
+    );
+
+    // Past a tenth of the index in tombstones: a rebuild in the background,
+    // the old index answering while it runs; more changes meanwhile.
+    let replaced: Vec<u64> = (1000..4000).collect();
+    let fresh = rows(34, replaced.len(), d);
+    insert(&file, d as u32, &fresh, Some(&replaced), 0).unwrap();
+    let status = vector_status(&path);
+    assert_eq!(status["index"], "HNSW32", "{status:?}");
+    assert_ne!(
+        status["building"], "none",
+        "no rebuild asked for: {status:?}"
+    );
+    let late: Vec<u64> = (5000..5100).collect();
+    let late_rows = rows(35, late.len(), d);
+    insert(&file, d as u32, &late_rows, Some(&late), 0).unwrap();
+    assert_eq!(delete(&file, &[200, 201]).unwrap(), 2);
+    for (i, id) in replaced.iter().enumerate() {
+        let at = ids.iter().position(|x| x == id).unwrap();
+        data[at * d..(at + 1) * d].copy_from_slice(&fresh[i * d..(i + 1) * d]);
+    }
+    for (i, id) in late.iter().enumerate() {
+        let at = ids.iter().position(|x| x == id).unwrap();
+        data[at * d..(at + 1) * d].copy_from_slice(&late_rows[i * d..(i + 1) * d]);
+    }
+    for id in [200u64, 201] {
+        let at = ids.iter().position(|x| *x == id).unwrap();
+        data.drain(at * d..(at + 1) * d);
+        ids.remove(at);
+    }
+    wait_for_status(&file, &path, &query, "the rebuild", |s| {
+        s["building"] == "none" && s["index"] == "HNSW32"
+    });
+    let status = vector_status(&path);
+    assert_eq!(status["indexed"], ids.len().to_string(), "{status:?}");
+    assert!(
+        status["tombstones"].parse::<usize>().unwrap() <= late.len() + 2,
+        "the rebuilt index carries only changes made during its build: {status:?}"
+    );
+    // Every change is in the answers: recall against brute force over the
+    // file's current vectors, and each late upsert found at its new place.
+    let mut hits = 0;
+    for q in 0..50 {
+        let query = &data[(q * 97) * d..(q * 97 + 1) * d];
+        let want = brute_force(&data, &ids, d, query, 10, VEXFS_SEARCH_EUCLIDEAN);
+        let got = search(&file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+        hits += got.iter().filter(|(id, _)| want.contains(id)).count();
+    }
+    assert!(hits >= 450, "recall@10 {hits}/500");
+    for (i, id) in late.iter().enumerate() {
+        let row = &late_rows[i * d..(i + 1) * d];
+        assert_eq!(
+            search(&file, row, 1, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+            *id
+        );
+    }
+    for id in [200u64, 201] {
+        let old = &rows(33, n, d)[id as usize * d..(id as usize + 1) * d];
+        let got = search(&file, old, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+        assert!(
+            got.iter().all(|(got_id, _)| *got_id != id),
+            "deleted {id} returned"
+        );
+    }
+    // The status attribute is the filesystem's: not settable, not listed.
+    assert_eq!(
+        try_xattr_set(&path, "user.vexfs.status", "x"),
+        Err(libc::EPERM)
+    );
     drop(file);
     m.unmount();
     image.assert_clean();

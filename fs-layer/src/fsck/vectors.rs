@@ -322,8 +322,11 @@ impl VectorFileCheck<'_> {
         if !stored::loadable(&spec) {
             return; // never loaded: rebuilt from the rows
         }
-        let bytes_max =
-            stored::index_bytes_max(self.meta.dimensions as usize, self.meta.vector_count);
+        let bytes_max = stored::stored_bytes_max(
+            self.meta.dimensions as usize,
+            self.meta.vector_count,
+            self.meta.index_label_map,
+        );
         if self.meta.index_bytes > bytes_max {
             self.c.problem(format!(
                 "inode {}: stored index of {} bytes, over the {bytes_max} its vectors can need",
@@ -341,8 +344,9 @@ impl VectorFileCheck<'_> {
             return; // reported by index_crc
         }
         let l2 = self.meta.index_metric == vexfs_uapi::VEXFS_SEARCH_EUCLIDEAN;
-        if let Err(e) = stored::check_hnsw(
+        if let Err(e) = stored::check_stored(
             &bytes,
+            self.meta.index_label_map,
             self.meta.dimensions as usize,
             self.meta.vector_count as usize,
             l2,

@@ -5,13 +5,15 @@
 //! until the build ended (FUSE cannot abandon a request the daemon holds).
 //!
 //! So a file of more than [`SYNC_BUILD_VECTORS_MAX`] vectors that needs a
-//! new index gets it from this thread: the search that noticed hands over a
-//! job and is answered by an exact scan, as every search is until the index
-//! is in place. The thread copies the rows under the file's read lock,
-//! builds with no lock held, then installs the index under the write lock
-//! if the rows it was built over are still the file's first rows (appends
-//! since then are added to it; a replacement or delete makes it stale and
-//! the next search asks again). One thread per mount, one build at a time.
+//! first index gets it from this thread: the search that noticed hands over
+//! a job and is answered by an exact scan, as every search is until the
+//! index is in place. A rebuild ([`changes`](super::changes): tombstones
+//! or growth) comes here too, whatever the file's size, and the old index
+//! answers meanwhile. The thread copies the rows under the file's read
+//! lock, builds with no lock held, then under the write lock replays the
+//! changes logged since the copy and installs the index. A job whose file
+//! has since asked for another build (or dropped its rows) is skipped.
+//! One thread per mount, one build at a time.
 
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
@@ -30,6 +32,8 @@ pub(super) struct Job {
     pub file: Arc<RwLock<VectorFile>>,
     pub choice: IndexChoice,
     pub search_type: u32,
+    /// The [`Build`](super::changes::Build) it is for.
+    pub serial: u64,
 }
 
 /// The mount's builder thread, started with its first job; it ends when
@@ -65,19 +69,23 @@ impl Builder {
 }
 
 fn build(job: Job) {
-    let (rows, dimensions, count, in_place_changes) = {
+    let (rows, dimensions, log_start) = {
         let file = read_lock(&job.file);
+        let Some(build) = file.building.as_ref().filter(|b| b.serial == job.serial) else {
+            return; // superseded before it started
+        };
         (
             file.set.rows().to_vec(),
             file.meta.dimensions as usize,
-            file.set.len(),
-            file.in_place_changes,
+            build.log.len(),
         )
     };
     let built = VectorIndex::build(&job.choice, &rows, dimensions, job.search_type);
     drop(rows);
     let mut file = write_lock(&job.file);
-    file.building = None;
+    let Some(build) = file.building.take_if(|b| b.serial == job.serial) else {
+        return; // superseded while it ran: its rows are not the file's
+    };
     let mut index = match built {
         Ok(index) => index,
         Err(e) => {
@@ -90,20 +98,34 @@ fn build(job: Job) {
             return;
         }
     };
-    if file.in_place_changes != in_place_changes
-        || file.meta.dimensions as usize != dimensions
-        || file.set.len() < count
-    {
-        return; // built over rows the file no longer has
+    if build.overflowed {
+        eprintln!(
+            "vexfs: vector file {}: more changes than its log holds ({} changes, {} values) while {:?} was built; built again when next asked",
+            job.ino,
+            super::changes::BUILD_LOG_CHANGES_MAX,
+            super::changes::BUILD_LOG_FLOATS_MAX,
+            job.choice.factory
+        );
+        return;
     }
-    if file.set.len() > count {
-        if let Err(e) = index.add(&file.set.rows()[count * dimensions..]) {
-            eprintln!(
-                "vexfs: vector file {}: {e}; rebuilt at a later search",
-                job.ino
-            );
-            return;
-        }
+    if let Err(e) = build.log[log_start..]
+        .iter()
+        .try_for_each(|change| change.apply(&mut index))
+    {
+        eprintln!(
+            "vexfs: vector file {}: {e}; rebuilt at a later search",
+            job.ino
+        );
+        return;
+    }
+    if index.covered != file.set.len() {
+        debug_assert!(
+            false,
+            "a replayed index covers {} of {} rows",
+            index.covered,
+            file.set.len()
+        );
+        return;
     }
     file.index = Some(index);
     file.index_generation = file.generation;

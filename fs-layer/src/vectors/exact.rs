@@ -153,6 +153,9 @@ impl Ord for Worst<'_> {
     }
 }
 
+/// Rows scanned between two calls of [`search_until`]'s `stop`.
+const STOP_CHECK_ROWS: usize = 16_384;
+
 /// The `k` best rows for `query` under `search_type`, best first.
 pub fn search(
     rows: &[f32],
@@ -161,10 +164,26 @@ pub fn search(
     k: usize,
     search_type: u32,
 ) -> Vec<Hit> {
+    search_until(rows, dimensions, query, k, search_type, || false).expect("never stopped")
+}
+
+/// As [`search`], asking `stop` every [`STOP_CHECK_ROWS`] rows whether to
+/// give up (None).
+pub fn search_until(
+    rows: &[f32],
+    dimensions: usize,
+    query: &[f32],
+    k: usize,
+    search_type: u32,
+    mut stop: impl FnMut() -> bool,
+) -> Option<Vec<Hit>> {
     let order = best_first(search_type);
     let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
     let query_norm = norm(query);
     for (slot, row) in rows.chunks_exact(dimensions).enumerate() {
+        if slot % STOP_CHECK_ROWS == STOP_CHECK_ROWS - 1 && stop() {
+            return None;
+        }
         let value = match search_type {
             VEXFS_SEARCH_EUCLIDEAN => l2_squared(query, row),
             VEXFS_SEARCH_COSINE => {
@@ -189,7 +208,7 @@ pub fn search(
     }
     let mut hits: Vec<Hit> = heap.into_iter().map(|w| w.hit).collect();
     hits.sort_by(&order);
-    hits
+    Some(hits)
 }
 
 #[cfg(test)]

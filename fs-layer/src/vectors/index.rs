@@ -15,7 +15,13 @@ use faiss::{Index, MetricType};
 use vexfs_uapi::{VEXFS_SEARCH_COSINE, VEXFS_SEARCH_EUCLIDEAN};
 
 use super::exact::{self, Hit};
+use super::labels::Labels;
 use super::spec::{IndexSpec, SearchParams};
+
+/// Rows a graph or clustering index is given in one step, under the file's
+/// write lock (HNSW32 adds here run at thousands of rows per second): a
+/// larger change drops the index, and a new one is built off the request path.
+pub const FOLLOW_ROWS_MAX: usize = 10_000;
 
 /// Below this many vectors the default index is exact (`Flat`).
 pub const DEFAULT_EXACT_VECTORS_MAX: usize = 16_384;
@@ -133,6 +139,28 @@ fn indexed_rows(rows: &[f32], dimensions: usize, search_type: u32) -> std::borro
     }
 }
 
+/// How a search leaves tombstoned labels out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exclusion {
+    /// faiss's ID selector in plain search parameters (Flat, HNSW, SQ).
+    Selector,
+    /// The selector in IVF search parameters, which also carry nprobe.
+    IvfSelector,
+    /// The family takes no selector (PQ, LSH): k plus the tombstones are
+    /// asked for and the tombstones dropped.
+    OverFetch,
+}
+
+impl Exclusion {
+    fn of(factory: &str) -> Exclusion {
+        match IndexSpec::parse(factory) {
+            Ok(IndexSpec::Ivf { .. }) => Exclusion::IvfSelector,
+            Ok(IndexSpec::Pq { .. } | IndexSpec::Lsh) | Err(_) => Exclusion::OverFetch,
+            Ok(IndexSpec::Flat | IndexSpec::Hnsw { .. } | IndexSpec::Sq(_)) => Exclusion::Selector,
+        }
+    }
+}
+
 pub struct VectorIndex {
     index: IndexImpl,
     dimensions: usize,
@@ -141,10 +169,14 @@ pub struct VectorIndex {
     pub factory: String,
     /// Search parameters last applied.
     pub params: SearchParams,
-    /// Rows (slots `0..covered`) it holds.
+    /// Slots `0..covered` it holds a row for.
     pub covered: usize,
     /// Rows it held when it was built (or read back).
     pub built_over: usize,
+    /// None while label i is slot i; the map once a replacement or delete
+    /// reached the index.
+    labels: Option<Labels>,
+    exclusion: Exclusion,
 }
 
 impl VectorIndex {
@@ -195,6 +227,8 @@ impl VectorIndex {
             params: SearchParams::default(),
             covered: rows.len() / dimensions,
             built_over: rows.len() / dimensions,
+            labels: None,
+            exclusion: Exclusion::of(&choice.factory),
         };
         built.set_params(&choice.params)?;
         Ok(built)
@@ -220,14 +254,22 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Whether adding `more` rows keeps the index as good as a rebuild would.
-    /// An exact index takes any number; a graph or clustering index grown
-    /// in small steps past twice what it was built over loses recall (HNSW
+    /// Whether `more` new rows (appended or replacing others) may be added
+    /// to it in one step. An exact index takes any number. A graph or
+    /// clustering index takes at most [`FOLLOW_ROWS_MAX`] at a time (adds
+    /// run under the file's write lock), and not past twice what it was
+    /// built over: grown in small steps beyond that it loses recall (HNSW
     /// fed batches of 100 measured 0.97 against 0.998 built at once), so it
-    /// is rebuilt instead: doubling keeps the total build work within twice
-    /// the final one.
-    pub fn takes_more(&self, more: usize) -> bool {
-        self.factory == "Flat" || self.covered + more <= 2 * self.built_over.max(512)
+    /// is rebuilt instead; doubling keeps the total build work within
+    /// twice the final one.
+    pub fn follows(&self, more: usize) -> bool {
+        self.factory == "Flat"
+            || (more <= FOLLOW_ROWS_MAX && self.covered + more <= 2 * self.built_over.max(512))
+    }
+
+    /// Whether it grew past what it may before a rebuild.
+    pub fn outgrown(&self) -> bool {
+        !self.follows(0)
     }
 
     /// Adds rows appended after the ones it covers (slots `covered..`).
@@ -240,11 +282,76 @@ impl VectorIndex {
         self.index
             .add(&data)
             .map_err(|e| format!("adding to {:?}: {e}", self.factory))?;
-        self.covered += rows.len() / self.dimensions;
+        let added = rows.len() / self.dimensions;
+        if let Some(labels) = self.labels.as_mut() {
+            for _ in 0..added {
+                labels.push_slot();
+            }
+        }
+        self.covered += added;
         Ok(())
     }
 
-    /// The `k` best slots for `query`, best first, in the metric conventions of [`exact`].
+    /// `slot` now holds `row`: the row is added under a new label and the
+    /// old one becomes a tombstone.
+    pub fn replace(&mut self, slot: usize, row: &[f32]) -> Result<(), String> {
+        debug_assert!(slot < self.covered);
+        set_threads();
+        if row.iter().any(|x| !x.is_finite()) {
+            return Err("a vector holds NaN or Inf: not added to an index".into());
+        }
+        let data = indexed_rows(row, self.dimensions, self.search_type);
+        self.index
+            .add(&data)
+            .map_err(|e| format!("adding to {:?}: {e}", self.factory))?;
+        let covered = self.covered;
+        self.labels
+            .get_or_insert_with(|| Labels::identity(covered))
+            .replace(slot);
+        Ok(())
+    }
+
+    /// The row at `hole` was deleted and the last covered slot's row moved into it.
+    pub fn remove(&mut self, hole: usize) {
+        debug_assert!(hole < self.covered);
+        let covered = self.covered;
+        self.labels
+            .get_or_insert_with(|| Labels::identity(covered))
+            .remove(hole);
+        self.covered -= 1;
+    }
+
+    /// Labels that stand for no row.
+    pub fn tombstones(&self) -> usize {
+        self.labels.as_ref().map_or(0, Labels::tombstones)
+    }
+
+    pub fn tombstone_fraction(&self) -> f64 {
+        self.labels.as_ref().map_or(0.0, Labels::tombstone_fraction)
+    }
+
+    /// The map from labels to slots; None while label i is slot i.
+    pub fn labels(&self) -> Option<&Labels> {
+        self.labels.as_ref()
+    }
+
+    /// An index read back with its stored label map: it covers the map's slots.
+    pub fn with_labels(mut self, labels: Labels) -> Result<VectorIndex, String> {
+        let ntotal = self.index.ntotal() as usize;
+        if ntotal != labels.labels() {
+            return Err(format!(
+                "the index holds {ntotal} vectors, its label map {}",
+                labels.labels()
+            ));
+        }
+        self.covered = labels.slots();
+        self.built_over = labels.slots();
+        self.labels = Some(labels);
+        Ok(self)
+    }
+
+    /// The `k` best slots for `query`, best first, in the metric conventions
+    /// of [`exact`]. Tombstoned labels are never among them.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, String> {
         set_threads();
         let query = if self.search_type == VEXFS_SEARCH_COSINE {
@@ -253,20 +360,30 @@ impl VectorIndex {
             std::borrow::Cow::Borrowed(query)
         };
         let k = k.min(self.covered.max(1));
-        let mut distances = vec![0f32; k];
-        let mut labels = vec![-1 as faiss_sys::idx_t; k];
-        // SAFETY: the index pointer is live for &self; query holds one vector of the
-        // index's dimensions; distances and labels have room for k results. faiss's
-        // CPU search is const and safe to run from several threads at once.
-        let status = unsafe {
-            faiss_sys::faiss_Index_search(
-                self.index.inner_ptr(),
-                1,
-                query.as_ptr(),
-                k as faiss_sys::idx_t,
-                distances.as_mut_ptr(),
-                labels.as_mut_ptr(),
-            )
+        let tombstones = self.tombstones();
+        let k_asked = match self.exclusion {
+            Exclusion::OverFetch => (k + tombstones).min(self.covered + tombstones),
+            Exclusion::Selector | Exclusion::IvfSelector => k,
+        };
+        let mut distances = vec![0f32; k_asked];
+        let mut labels = vec![-1 as faiss_sys::idx_t; k_asked];
+        let status = match (&self.labels, self.exclusion) {
+            (Some(map), Exclusion::Selector | Exclusion::IvfSelector) if tombstones > 0 => {
+                self.search_live(map, &query, &mut distances, &mut labels)
+            }
+            // SAFETY: the index pointer is live for &self; query holds one vector of
+            // the index's dimensions; distances and labels have room for k_asked
+            // results. faiss's CPU search is const and safe from several threads.
+            _ => unsafe {
+                faiss_sys::faiss_Index_search(
+                    self.index.inner_ptr(),
+                    1,
+                    query.as_ptr(),
+                    k_asked as faiss_sys::idx_t,
+                    distances.as_mut_ptr(),
+                    labels.as_mut_ptr(),
+                )
+            },
         };
         if status != 0 {
             return Err(last_faiss_error());
@@ -275,17 +392,94 @@ impl VectorIndex {
         Ok(labels
             .iter()
             .zip(&distances)
-            .filter(|(label, _)| **label >= 0 && (**label as usize) < self.covered)
-            .map(|(label, distance)| Hit {
-                slot: *label as usize,
-                // Rounding can put 1 - cos a hair outside [0, 2].
-                value: if cosine {
-                    (1.0 - distance).clamp(0.0, 2.0)
-                } else {
-                    *distance
-                },
+            .filter_map(|(&label, &distance)| {
+                let label = usize::try_from(label).ok()?;
+                let slot = match &self.labels {
+                    Some(map) => map.slot(label)?,
+                    None => label,
+                };
+                (slot < self.covered).then_some(Hit {
+                    slot,
+                    // Rounding can put 1 - cos a hair outside [0, 2].
+                    value: if cosine {
+                        (1.0 - distance).clamp(0.0, 2.0)
+                    } else {
+                        distance
+                    },
+                })
             })
+            .take(k)
             .collect())
+    }
+
+    /// A search that only live labels may answer: faiss's bitmap selector
+    /// over `map`'s live bits. Returns faiss's status.
+    fn search_live(
+        &self,
+        map: &Labels,
+        query: &[f32],
+        distances: &mut [f32],
+        labels: &mut [faiss_sys::idx_t],
+    ) -> std::os::raw::c_int {
+        let bitmap = map.live_bitmap();
+        let mut selector: *mut faiss_sys::FaissIDSelectorBitmap = std::ptr::null_mut();
+        // SAFETY: the selector keeps a pointer to `bitmap`, which `map` owns and
+        // which outlives the selector (freed below, before this returns).
+        let status = unsafe {
+            faiss_sys::faiss_IDSelectorBitmap_new(&mut selector, bitmap.len(), bitmap.as_ptr())
+        };
+        if status != 0 {
+            return status;
+        }
+        let selector = selector as *mut faiss_sys::FaissIDSelector;
+        let mut params: *mut faiss_sys::FaissSearchParameters = std::ptr::null_mut();
+        // SAFETY: selector is live; the parameters only point at it. For IVF,
+        // the index is an IndexIVF (checked by the cast) and nprobe is read from it.
+        let status = unsafe {
+            if self.exclusion == Exclusion::IvfSelector {
+                let ivf = faiss_sys::faiss_IndexIVF_cast(self.index.inner_ptr());
+                if ivf.is_null() {
+                    faiss_sys::faiss_IDSelector_free(selector);
+                    return faiss_sys::faiss_Index_search(
+                        self.index.inner_ptr(),
+                        1,
+                        query.as_ptr(),
+                        labels.len() as faiss_sys::idx_t,
+                        distances.as_mut_ptr(),
+                        labels.as_mut_ptr(),
+                    );
+                }
+                let nprobe = faiss_sys::faiss_IndexIVF_nprobe(ivf);
+                faiss_sys::faiss_SearchParametersIVF_new_with(&mut params, selector, nprobe, 0)
+            } else {
+                faiss_sys::faiss_SearchParameters_new(&mut params, selector)
+            }
+        };
+        let status = if status == 0 {
+            // SAFETY: as in `search`, with params live until freed below.
+            unsafe {
+                faiss_sys::faiss_Index_search_with_params(
+                    self.index.inner_ptr(),
+                    1,
+                    query.as_ptr(),
+                    labels.len() as faiss_sys::idx_t,
+                    params,
+                    distances.as_mut_ptr(),
+                    labels.as_mut_ptr(),
+                )
+            }
+        } else {
+            status
+        };
+        // SAFETY: both were made above and are freed once; the parameters do
+        // not own the selector.
+        unsafe {
+            if !params.is_null() {
+                faiss_sys::faiss_SearchParameters_free(params);
+            }
+            faiss_sys::faiss_IDSelector_free(selector);
+        }
+        status
     }
 
     /// faiss's own serialisation of the index.
@@ -372,6 +566,8 @@ impl VectorIndex {
             params: SearchParams::default(),
             covered,
             built_over: covered,
+            labels: None,
+            exclusion: Exclusion::of(factory),
         };
         loaded.set_params(params)?;
         Ok(loaded)

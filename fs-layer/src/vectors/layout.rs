@@ -53,7 +53,7 @@ pub const METRIC_NONE: u32 = u32::MAX;
 /// | 96 | 4 | index_metric (search type it was built for; u32::MAX none) |
 /// | 100 | 4 | index_crc (crc32c of the index bytes) |
 /// | 104 | 4 | index_spec_len |
-/// | 108 | 4 | reserved (0) |
+/// | 108 | 4 | index_label_map (1: a label map precedes the index, §13.5; else 0) |
 /// | 112 | n | index_spec (the factory string, UTF-8) |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VectorMeta {
@@ -73,6 +73,8 @@ pub struct VectorMeta {
     pub index_generation: u64,
     pub index_metric: u32,
     pub index_crc: u32,
+    /// The stored index begins with a map from its labels to slots.
+    pub index_label_map: bool,
     pub index_spec: String,
 }
 
@@ -119,6 +121,7 @@ impl VectorMeta {
             index_generation: 0,
             index_metric: METRIC_NONE,
             index_crc: 0,
+            index_label_map: false,
             index_spec: String::new(),
         }
     }
@@ -149,6 +152,7 @@ impl VectorMeta {
         put_u32(&mut b, 96, self.index_metric);
         put_u32(&mut b, 100, self.index_crc);
         put_u32(&mut b, 104, spec.len() as u32);
+        put_u32(&mut b, 108, u32::from(self.index_label_map));
         b[VECTOR_META_FIXED_BYTES..].copy_from_slice(spec);
         b
     }
@@ -172,6 +176,11 @@ impl VectorMeta {
         }
         let index_spec = String::from_utf8(b[VECTOR_META_FIXED_BYTES..].to_vec())
             .map_err(|_| bad("index string is not UTF-8".into()))?;
+        let index_label_map = match le_u32(b, 108) {
+            0 => false,
+            1 => true,
+            other => return Err(bad(format!("index_label_map is {other}, not 0 or 1"))),
+        };
         let meta = VectorMeta {
             dimensions: le_u32(b, 4),
             element_type: le_u32(b, 8),
@@ -189,6 +198,7 @@ impl VectorMeta {
             index_generation: le_u64(b, 88),
             index_metric: le_u32(b, 96),
             index_crc: le_u32(b, 100),
+            index_label_map,
             index_spec,
         };
         meta.check().map_err(bad)?;

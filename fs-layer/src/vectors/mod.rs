@@ -10,8 +10,10 @@
 //! metadata lock, the tables.
 
 mod builder;
+mod changes;
 pub mod exact;
 pub mod index;
+pub mod labels;
 pub mod layout;
 mod search;
 pub mod set;
@@ -30,6 +32,7 @@ use crate::btree;
 use crate::error::{Error, Result};
 use crate::format::{Key, Kind, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::fs::Fs;
+use crate::interrupt::Interrupt;
 use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 
 use self::exact::Hit;
@@ -46,6 +49,9 @@ const WRITE_CHUNK_BYTES: usize = 8 << 20;
 
 pub const XATTR_INDEX: &[u8] = b"user.vexfs.index";
 pub const XATTR_SEARCH: &[u8] = b"user.vexfs.search";
+/// Read-only: the state of the file's index, computed at each read
+/// (docs/VECTORS.md); not listed by listxattr, so copies leave it behind.
+pub const XATTR_STATUS: &[u8] = b"user.vexfs.status";
 
 /// One vector file in memory.
 pub struct VectorFile {
@@ -66,12 +72,8 @@ pub struct VectorFile {
     failed: Option<(String, u32, u64)>,
     /// The file is a vector file on disk (its first write-back is done).
     stored: bool,
-    /// Bumped by every change other than an append (a replacement, a
-    /// delete, a clear, a relayout): an index built over the rows before it
-    /// no longer fits.
-    in_place_changes: u64,
-    /// The index the builder thread is making for it: (factory, metric).
-    building: Option<(String, u32)>,
+    /// The index the builder thread is making for it.
+    building: Option<changes::Build>,
 }
 
 /// Vector files in memory, by inode.
@@ -210,10 +212,12 @@ impl VectorFile {
         self.generation += 1;
     }
 
-    /// Stored rows were replaced, deleted or dropped.
-    fn changed_in_place(&mut self) {
+    /// Every row is gone or has another layout: the index and any build
+    /// of one are dropped.
+    fn changed_all(&mut self) {
         self.generation += 1;
-        self.in_place_changes += 1;
+        self.index = None;
+        self.building = None;
     }
 
     fn dirty(&self) -> bool {
@@ -249,11 +253,28 @@ impl VectorFile {
         Ok(!self.set.is_empty())
     }
 
-    /// Exact answer by a scan of every row.
-    fn scan(&self, query: &[f32], k: usize, search_type: u32) -> Vec<(u64, f32)> {
+    /// Exact answer by a scan of every row; EINTR when the caller is
+    /// killed meanwhile.
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        search_type: u32,
+        interrupt: &Interrupt,
+    ) -> Result<Vec<(u64, f32)>> {
         let dimensions = self.meta.dimensions as usize;
-        let hits = exact::search(self.set.rows(), dimensions, query, k, search_type);
-        resolve_ids(&self.set, &hits)
+        let mut stopped = None;
+        let hits = exact::search_until(self.set.rows(), dimensions, query, k, search_type, || {
+            if !interrupt.due() {
+                return false;
+            }
+            stopped = interrupt.check().err();
+            stopped.is_some()
+        });
+        match hits {
+            Some(hits) => Ok(resolve_ids(&self.set, &hits)),
+            None => Err(stopped.expect("stopped only with an error")),
+        }
     }
 
     /// Building `choice` for `search_type` failed on these very vectors.
@@ -367,7 +388,6 @@ impl Fs {
             truncate_first: false,
             failed: None,
             stored: true,
-            in_place_changes: 0,
             building: None,
         })
     }
@@ -427,7 +447,6 @@ impl Fs {
                     truncate_first: false,
                     failed: None,
                     stored: false,
-                    in_place_changes: 0,
                     building: None,
                 };
                 // On disk first, in memory after: nobody sees a vector file
@@ -463,10 +482,9 @@ impl Fs {
             }
             file.set = VectorSet::new(info.dimensions);
             file.meta = fresh();
-            file.index = None;
             file.rewrite = true;
             file.truncate_first = true;
-            file.changed_in_place();
+            file.changed_all();
             self.write_back(ino, &mut file)
         }
     }
@@ -487,8 +505,8 @@ impl Fs {
         flags: u32,
     ) -> Result<()> {
         self.check_writable()?;
-        let file = self.vector_file(ino)?;
-        let mut file = write_lock(&file);
+        let shared = self.vector_file(ino)?;
+        let mut file = write_lock(&shared);
         if dimensions != file.meta.dimensions {
             return Err(einval(format!(
                 "dimensions: {dimensions} does not match the file's {}",
@@ -508,15 +526,21 @@ impl Fs {
         }
         let row_bytes = layout::row_bytes(dimensions);
         let vectors_max = (FILE_VECTOR_BYTES_MAX / row_bytes).min(FILE_VECTORS_MAX as u64) as usize;
+        // The slots this batch replaces: the index learns of each.
+        let mut replaced: Vec<usize> = ids
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|id| file.set.slot_of(*id))
+            .collect();
+        replaced.sort_unstable();
+        replaced.dedup();
         // The space its write-back needs is taken now: an insert the device
         // cannot hold is refused here, not at fsync.
         let count = (rows.len() / dimensions as usize) as u64;
-        let replaced = ids.map_or(0, |ids| {
-            ids.iter()
-                .filter(|id| file.set.slot_of(**id).is_some())
-                .count() as u64
-        });
-        self.reserve_for_change(ino, Plan::blocks_after_insert(&file, count, replaced))?;
+        self.reserve_for_change(
+            ino,
+            Plan::blocks_after_insert(&file, count, replaced.len() as u64),
+        )?;
         let outcome = file
             .set
             .insert(rows, ids, flags & VEXFS_INSERT_NO_REPLACE != 0, vectors_max);
@@ -529,43 +553,16 @@ impl Fs {
             InsertRefusal::TooLarge(why) => Error::refused(libc::EFBIG, why),
         })?;
         let index_was_current = file.index_generation == file.generation;
-        if outcome.replaced > 0 {
-            file.changed_in_place();
-        } else {
-            file.changed();
-        }
-        // Keep an index current by adding what was appended; a replaced
-        // vector makes it stale (faiss cannot update one in place).
-        if index_was_current && outcome.replaced == 0 {
-            let d = dimensions as usize;
-            let first = outcome.first_new_slot;
-            let generation = file.generation;
-            let VectorFile { index, set, .. } = &mut *file;
-            let appended = set.len() - first;
-            if index
-                .as_ref()
-                .is_some_and(|i| i.covered != first || !i.takes_more(appended))
-            {
-                // Rebuilt at the next search.
-                *index = None;
-            }
-            if let Some(index) = index.as_mut() {
-                match index.add(&set.rows()[first * d..]) {
-                    Ok(()) => file.index_generation = generation,
-                    Err(e) => {
-                        eprintln!("vexfs: vector file {ino}: {e}; the index is rebuilt at the next search");
-                        file.index = None;
-                    }
-                }
-            }
-        }
+        file.changed();
+        file.follow_insert(ino, &replaced, outcome.first_new_slot, index_was_current);
+        self.rebuild_if_due(ino, &shared, &mut file);
         Ok(())
     }
 
     pub fn delete_vectors(&self, ino: u64, ids: &[u64]) -> Result<u32> {
         self.check_writable()?;
-        let file = self.vector_file(ino)?;
-        let mut file = write_lock(&file);
+        let shared = self.vector_file(ino)?;
+        let mut file = write_lock(&shared);
         let stored = ids
             .iter()
             .filter(|id| file.set.slot_of(**id).is_some())
@@ -575,10 +572,13 @@ impl Fs {
         }
         // A delete moves the last row into the hole: that row is written again.
         self.reserve_for_change(ino, Plan::blocks_after_delete(&file, stored))?;
-        let removed = file.set.delete(ids);
-        file.changed_in_place();
+        let index_was_current = file.index_generation == file.generation;
+        let holes = file.set.delete(ids);
+        file.changed();
         self.reserve_exactly(ino, &file);
-        Ok(removed as u32)
+        file.follow_delete(ino, &holes, index_was_current);
+        self.rebuild_if_due(ino, &shared, &mut file);
+        Ok(holes.len() as u32)
     }
 
     /// Reserves the blocks the next write-back of `ino` will need after a

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::interrupt::Interrupt;
 use crate::locks::RwLock;
 
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
+use super::changes::Build;
 use super::index::{IndexChoice, VectorIndex};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
@@ -34,6 +36,19 @@ impl Fs {
         query: &[f32],
         k: u32,
         search_type: u32,
+    ) -> Result<Vec<(u64, f32)>> {
+        self.search_vectors_for(ino, query, k, search_type, &Interrupt::never())
+    }
+
+    /// [`search_vectors`](Self::search_vectors) for a caller that may be
+    /// killed meanwhile: a long exact scan then ends with EINTR.
+    pub fn search_vectors_for(
+        &self,
+        ino: u64,
+        query: &[f32],
+        k: u32,
+        search_type: u32,
+        interrupt: &Interrupt,
     ) -> Result<Vec<(u64, f32)>> {
         let file = self.vector_file(ino)?;
         let choice = {
@@ -59,7 +74,7 @@ impl Fs {
                 // A graph or IVF index can come back short of min(k, count)
                 // (HNSW at a k far above efSearch): the answer is then exact.
                 if hits.len() < k.min(guard.set.len()) {
-                    return Ok(guard.scan(query, k, search_type));
+                    return guard.scan(query, k, search_type, interrupt);
                 }
                 return Ok(resolve_ids(&guard.set, &hits));
             }
@@ -69,9 +84,10 @@ impl Fs {
                     && i.factory == choice.factory
                     && guard.index_generation == guard.generation
             });
-            let building = guard.building.as_ref().is_some_and(|(factory, metric)| {
-                *factory == choice.factory && *metric == search_type
-            });
+            let building = guard
+                .building
+                .as_ref()
+                .is_some_and(|b| b.factory == choice.factory && b.search_type == search_type);
             if other_metric
                 || building
                 || guard.set.len() < k
@@ -79,7 +95,7 @@ impl Fs {
             {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                return Ok(guard.scan(query, k, search_type));
+                return guard.scan(query, k, search_type, interrupt);
             }
             drop(guard);
             let mut guard = write_lock(&file);
@@ -90,7 +106,7 @@ impl Fs {
                 match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
-                    Ok(Prepared::Building) => return Ok(guard.scan(query, k, search_type)),
+                    Ok(Prepared::Building) => return guard.scan(query, k, search_type, interrupt),
                     Err(e) => {
                         guard.failed =
                             Some((choice.factory.clone(), search_type, guard.generation));
@@ -98,7 +114,7 @@ impl Fs {
                             "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                             choice.factory
                         );
-                        return Ok(guard.scan(query, k, search_type));
+                        return guard.scan(query, k, search_type, interrupt);
                     }
                 }
             }
@@ -110,6 +126,43 @@ impl Fs {
         let params = self.vector_xattr(ino, XATTR_SEARCH)?;
         IndexChoice::resolve(factory.as_deref(), params.as_deref(), count, dimensions)
             .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))
+    }
+
+    /// `user.vexfs.status`: one `key=value` line each for the vectors, the
+    /// index in memory (family, metric, rows it covers, tombstones), the
+    /// build in progress and the index stored in the file.
+    pub(crate) fn vector_status(&self, ino: u64) -> Result<Vec<u8>> {
+        if self.vector_meta_item(ino)?.is_none() {
+            return Err(Error::refused(libc::ENODATA, "not a vector file"));
+        }
+        let file = self.vector_file(ino)?;
+        let file = read_lock(&file);
+        let metric = |search_type: u32| match search_type {
+            VEXFS_SEARCH_EUCLIDEAN => "euclidean",
+            VEXFS_SEARCH_COSINE => "cosine",
+            VEXFS_SEARCH_DOT_PRODUCT => "dot",
+            _ => "none",
+        };
+        let current = file
+            .index
+            .as_ref()
+            .filter(|_| file.index_generation == file.generation);
+        let text = format!(
+            "vectors={}\ndimensions={}\nindex={}\nmetric={}\nindexed={}\ntombstones={}\nbuilding={}\nstored_index={}\n",
+            file.set.len(),
+            file.meta.dimensions,
+            current.map_or("none", |i| i.factory.as_str()),
+            current.map_or("none", |i| metric(i.search_type)),
+            current.map_or(0, |i| i.covered),
+            current.map_or(0, |i| i.tombstones()),
+            file.building.as_ref().map_or("none", |b| b.factory.as_str()),
+            if file.meta.index_bytes > 0 && file.meta.index_generation == file.generation {
+                file.meta.index_spec.as_str()
+            } else {
+                "none"
+            },
+        );
+        Ok(text.into_bytes())
     }
 
     /// One of the `user.vexfs.*` attributes as text; None when unset.
@@ -197,21 +250,27 @@ impl Fs {
                 Err(e) => eprintln!("vexfs: vector file {ino}: stored index unusable ({e}); rebuilding"),
             }
         }
-        let wanted = (choice.factory.clone(), search_type);
-        if file.building.as_ref() == Some(&wanted) {
+        if file
+            .building
+            .as_ref()
+            .is_some_and(|b| b.factory == choice.factory && b.search_type == search_type)
+        {
             return Ok(Prepared::Building);
         }
         if !choice.is_flat() && file.set.len() > SYNC_BUILD_VECTORS_MAX {
+            let build = Build::new(choice.factory.clone(), search_type);
             let job = Job {
                 ino,
                 file: shared.clone(),
                 choice: choice.clone(),
                 search_type,
+                serial: build.serial,
             };
+            let superseded = file.building.replace(build);
             if self.vectors.builder.submit(job) {
-                file.building = Some(wanted);
                 return Ok(Prepared::Building);
             }
+            file.building = superseded;
         }
         let index = VectorIndex::build(choice, file.set.rows(), d, search_type)?;
         file.index = Some(index);
@@ -238,7 +297,11 @@ impl Fs {
                 "a stored {spec} index is not loaded, it is rebuilt"
             ));
         }
-        let bytes_max = stored::index_bytes_max(meta.dimensions as usize, meta.vector_count);
+        let bytes_max = stored::stored_bytes_max(
+            meta.dimensions as usize,
+            meta.vector_count,
+            meta.index_label_map,
+        );
         if meta.index_bytes > bytes_max {
             return Err(format!(
                 "{} bytes for {} vectors, more than an HNSW index of them takes ({bytes_max})",
@@ -251,18 +314,23 @@ impl Fs {
         if bytes.len() as u64 != meta.index_bytes || crc32c::crc32c(&bytes) != meta.index_crc {
             return Err("checksum mismatch".into());
         }
-        stored::check_hnsw(
+        let (labels, faiss) = stored::check_stored(
             &bytes,
+            meta.index_label_map,
             meta.dimensions as usize,
             meta.vector_count as usize,
             meta.index_metric == VEXFS_SEARCH_EUCLIDEAN,
         )?;
-        VectorIndex::from_bytes(
-            &bytes,
+        let index = VectorIndex::from_bytes(
+            faiss,
             meta.dimensions as usize,
             meta.index_metric,
             &meta.index_spec,
             &choice.params,
-        )
+        )?;
+        match labels {
+            Some(labels) => index.with_labels(labels),
+            None => Ok(index),
+        }
     }
 }

@@ -186,10 +186,10 @@ impl VectorSet {
     }
 
     /// Removes the ids that are stored; the last row moves into each hole.
-    /// Returns how many were removed.
-    pub fn delete(&mut self, ids: &[u64]) -> usize {
+    /// Returns the holes, in the order they were filled (one per id removed).
+    pub fn delete(&mut self, ids: &[u64]) -> Vec<usize> {
         let d = self.dimensions;
-        let mut removed = 0;
+        let mut holes = Vec::new();
         for id in ids {
             let Some(slot) = self.slot_of.remove(id) else {
                 continue;
@@ -206,13 +206,13 @@ impl VectorSet {
             }
             self.ids.pop();
             self.rows.truncate(last * d);
-            removed += 1;
+            holes.push(slot);
         }
         if self.persisted_count > self.ids.len() {
             self.persisted_count = self.ids.len();
             self.changed.retain(|&s| s < self.ids.len());
         }
-        removed
+        holes
     }
 
     /// Drops every vector; assigned ids start again at 0, as in a new file.
@@ -300,7 +300,7 @@ mod tests {
         let mut set = VectorSet::new(1);
         set.insert(&[0.0, 1.0, 2.0, 3.0], None, false, 100).unwrap();
         set.mark_persisted();
-        assert_eq!(set.delete(&[1, 42]), 1);
+        assert_eq!(set.delete(&[1, 42]), vec![1]);
         assert_eq!(set.ids(), &[0, 3, 2]);
         assert_eq!(set.rows(), &[0.0, 3.0, 2.0]);
         assert_eq!(set.slot_of(3), Some(1));

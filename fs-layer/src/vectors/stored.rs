@@ -10,6 +10,7 @@
 //! checked, so only it is loaded from the disk; any other stored index is
 //! rebuilt from the rows instead of being read.
 
+use super::labels::{Labels, LABELS_PER_SLOT_MAX};
 use super::spec::{IndexSpec, HNSW_M_MAX};
 
 /// Levels an HNSW graph may have: faiss draws a level with probability
@@ -119,6 +120,65 @@ const LINK_BYTES_PER_VECTOR_MAX: u64 = 4 * 2 * HNSW_M_MAX as u64 * 4;
 pub fn index_bytes_max(dimensions: usize, vectors: u64) -> u64 {
     let per_vector = dimensions as u64 * 4 + LINK_BYTES_PER_VECTOR_MAX + 4 + 8;
     vectors.saturating_mul(per_vector).saturating_add(1 << 20)
+}
+
+/// Bytes a stored index (FORMAT.md §13.5: with its label map when
+/// `label_map`) of a file of `vectors` rows may take at most.
+pub fn stored_bytes_max(dimensions: usize, vectors: u64, label_map: bool) -> u64 {
+    if !label_map {
+        return index_bytes_max(dimensions, vectors);
+    }
+    let labels = vectors.saturating_mul(LABELS_PER_SLOT_MAX as u64);
+    index_bytes_max(dimensions, labels)
+        .saturating_add(8)
+        .saturating_add(labels.saturating_mul(4))
+}
+
+/// The label map that precedes a stored index whose labels are not its
+/// slots (FORMAT.md §13.5): the label count (u64), then each label's slot
+/// (u32; u32::MAX for a tombstone), little-endian.
+pub fn encode_label_map(labels: &Labels) -> Vec<u8> {
+    let slots = labels.slot_of_labels();
+    let mut bytes = Vec::with_capacity(8 + slots.len() * 4);
+    bytes.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+    for slot in slots {
+        bytes.extend_from_slice(&slot.to_le_bytes());
+    }
+    bytes
+}
+
+/// Checks a stored index of a file of `dimensions` and `vectors` before
+/// faiss sees it: the label map first when there is one (its length, then
+/// every slot, see [`Labels::from_slot_of`]), then faiss's bytes. Returns
+/// the labels (None: label i is slot i) and faiss's part.
+pub fn check_stored(
+    bytes: &[u8],
+    label_map: bool,
+    dimensions: usize,
+    vectors: usize,
+    l2: bool,
+) -> Result<(Option<Labels>, &[u8]), String> {
+    if !label_map {
+        check_hnsw(bytes, dimensions, vectors, l2)?;
+        return Ok((None, bytes));
+    }
+    let mut r = Reader { bytes, at: 0 };
+    let count = r.i64("label map length")?;
+    let labels_max = vectors as u64 * LABELS_PER_SLOT_MAX as u64;
+    if count < 0 || count as u64 > labels_max {
+        return Err(format!(
+            "label map: {count} labels for {vectors} vectors, over {labels_max}"
+        ));
+    }
+    let raw = r.take(count as usize * 4, "label map")?;
+    let slot_of: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    let labels = Labels::from_slot_of(slot_of, vectors).map_err(|e| format!("label map: {e}"))?;
+    let faiss = &bytes[r.at..];
+    check_hnsw(faiss, dimensions, labels.labels(), l2)?;
+    Ok((Some(labels), faiss))
 }
 
 /// Whether a stored index of `spec` may be loaded at all (see the module).

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::{Key, Kind, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::fs::{now, Fs};
 
+use super::labels::TOMBSTONES_FRACTION_MAX;
 use super::layout::{self, CAPACITY_MIN, INDEX_SPEC_BYTES_MAX};
 use super::{capacity_for, write_lock, VectorFile, WRITE_CHUNK_BYTES};
 
@@ -71,7 +72,6 @@ impl Fs {
         let file = self.vector_file(ino)?;
         let mut file = write_lock(&file);
         file.set.clear();
-        file.index = None;
         let (ids_offset, index_offset) = layout::regions(file.meta.dimensions, CAPACITY_MIN);
         file.meta.capacity = CAPACITY_MIN;
         file.meta.ids_offset = ids_offset;
@@ -79,7 +79,7 @@ impl Fs {
         file.meta.vector_count = 0;
         file.rewrite = true;
         file.truncate_first = true;
-        file.changed_in_place();
+        file.changed_all();
         self.write_back(ino, &mut file)
     }
 
@@ -166,6 +166,7 @@ impl Fs {
         let meta = &file.meta;
         let index = file.index.as_ref().filter(|index| {
             file.index_generation == file.generation
+                && index.tombstone_fraction() <= TOMBSTONES_FRACTION_MAX
                 && super::spec::IndexSpec::parse(&index.factory)
                     .is_ok_and(|spec| super::stored::loadable(&spec))
                 && index.factory.len() <= INDEX_SPEC_BYTES_MAX
@@ -175,10 +176,18 @@ impl Fs {
                     && meta.index_spec == index.factory
                     && !ids_moved)
         })?;
-        index
+        let faiss = index
             .to_bytes()
             .inspect_err(|e| eprintln!("vexfs: vector file {ino}: cannot serialise the index: {e}"))
-            .ok()
+            .ok()?;
+        Some(match index.labels() {
+            Some(labels) => {
+                let mut bytes = super::stored::encode_label_map(labels);
+                bytes.extend_from_slice(&faiss);
+                bytes
+            }
+            None => faiss,
+        })
     }
 
     /// The write-back proper, under the file's data lock and the commit gate.
@@ -244,6 +253,7 @@ impl Fs {
                 meta.index_crc = crc32c::crc32c(&bytes);
                 meta.index_generation = file.generation;
                 meta.index_metric = index.search_type;
+                meta.index_label_map = index.labels().is_some();
                 meta.index_spec = index.factory.clone();
             }
             _ if keep_stored => {}
@@ -252,6 +262,7 @@ impl Fs {
                 meta.index_crc = 0;
                 meta.index_generation = 0;
                 meta.index_metric = layout::METRIC_NONE;
+                meta.index_label_map = false;
                 meta.index_spec.clear();
             }
         }

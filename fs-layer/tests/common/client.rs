@@ -152,3 +152,33 @@ pub fn try_xattr_set(path: &std::path::Path, name: &str, value: &str) -> Result<
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// getxattr(2) as text; the errno when it fails.
+pub fn xattr_get(path: &std::path::Path, name: &str) -> Result<String, i32> {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut value = vec![0u8; 4096];
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let r = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_mut_ptr() as *mut _,
+            value.len(),
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    value.truncate(r as usize);
+    Ok(String::from_utf8(value).unwrap())
+}
+
+/// `user.vexfs.status` as key → value.
+pub fn vector_status(path: &std::path::Path) -> std::collections::HashMap<String, String> {
+    let text = xattr_get(path, "user.vexfs.status").expect("user.vexfs.status");
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
