@@ -45,6 +45,8 @@ pub struct Config {
     pub vexfs_binary: PathBuf,
     /// Threads of the mixed workload; 0 leaves it out.
     pub threads: usize,
+    /// Extra `vexfs mount -o` options (e.g. `threads=1`).
+    pub vexfs_options: Vec<String>,
 }
 
 impl Config {
@@ -195,6 +197,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<FsRun> {
         &scratch.path,
         config.size_bytes,
         config.keep,
+        &config.vexfs_options,
     )?;
     // Its backing is opened with O_DIRECT by the engine: the host page cache never holds it.
     let vexfs_result = measure(&mut vexfs, config, true, progress)?;
@@ -555,6 +558,7 @@ mod tests {
             ext4: true,
             vexfs_binary: PathBuf::from("vexfs"),
             threads: 0,
+            vexfs_options: Vec::new(),
         }
     }
 

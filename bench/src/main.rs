@@ -70,6 +70,10 @@ struct FsArgs {
     /// many threads at once for --seconds; 0 leaves the mixed workload out.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// A `vexfs mount -o` option for the VexFS mount (repeatable), e.g.
+    /// `--vexfs-option threads=1` to measure another FUSE worker count.
+    #[arg(long = "vexfs-option")]
+    vexfs_options: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -274,6 +278,7 @@ fn fs_command(args: FsArgs) -> Result<()> {
         ext4: !args.no_ext4,
         vexfs_binary,
         threads: args.threads,
+        vexfs_options: args.vexfs_options,
     };
     let quiet = args.json;
     let mut progress = |message: &str| {

@@ -188,6 +188,27 @@ pub fn attr(ino: u64, r: &InodeRecord) -> FileAttr {
     }
 }
 
+/// The attributes of a name that does not exist: node 0 tells the kernel.
+fn negative_entry() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLOCK_BYTES as u32,
+        flags: 0,
+    }
+}
+
 fn time_set(t: TimeOrNow) -> TimeSet {
     match t {
         TimeOrNow::Now => TimeSet::Now,
@@ -226,6 +247,13 @@ impl fuser::Filesystem for VexFuse {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            // A negative entry (node 0) the kernel caches for ATTR_TTL: a
+            // create is then not a failed lookup + create. Every name is
+            // made through this mount, so the kernel drops it itself when
+            // the name is created.
+            Err(e) if e.errno() == libc::ENOENT => {
+                reply.entry(&ATTR_TTL, &negative_entry(), Generation(0))
+            }
             Err(e) => reply.error(errno("lookup", e)),
         }
     }
@@ -450,8 +478,11 @@ impl fuser::Filesystem for VexFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Data is written through at write(); durability is fsync's job.
-        reply.ok();
+        // Data is written through at write(); durability is fsync's job; no
+        // POSIX locks are kept here. So FLUSH has nothing to do, and ENOSYS
+        // tells the kernel never to send it again: close(2) of every file
+        // saves a round trip.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(

@@ -160,13 +160,30 @@ pub struct VexfsMount {
     mounted: bool,
     daemon: Option<Daemon>,
     keep: bool,
+    /// Extra `vexfs mount -o` options.
+    options: Vec<String>,
 }
 
 impl VexfsMount {
     /// Formats a new image of `size_bytes` in `scratch` and mounts it.
-    pub fn create(binary: &Path, scratch: &Path, size_bytes: u64, keep: bool) -> Result<Self> {
+    /// `options`: passed to `vexfs mount` as `-o` (e.g. `threads=1`).
+    pub fn create(
+        binary: &Path,
+        scratch: &Path,
+        size_bytes: u64,
+        keep: bool,
+        options: &[String],
+    ) -> Result<Self> {
         let image = scratch.join("vexfs.img");
-        Self::create_on(binary, &image, Some(size_bytes), false, scratch, keep)
+        Self::create_on(
+            binary,
+            &image,
+            Some(size_bytes),
+            false,
+            scratch,
+            keep,
+            options,
+        )
     }
 
     /// Formats `image` (created with `size_bytes` when given; `force`
@@ -180,8 +197,9 @@ impl VexfsMount {
         force: bool,
         scratch: &Path,
         keep: bool,
+        options: &[String],
     ) -> Result<Self> {
-        let mut mount = Self::unmounted(binary, image.to_path_buf(), scratch, keep)?;
+        let mut mount = Self::unmounted(binary, image.to_path_buf(), scratch, keep, options)?;
         let mut mkfs = Command::new(binary);
         mkfs.arg("mkfs").arg(&mount.image);
         if let Some(size_bytes) = size_bytes {
@@ -197,17 +215,29 @@ impl VexfsMount {
 
     /// Mounts VexFS on a RAM device (`ram:SIZE`): the daemon formats it at
     /// mount, and it goes with the unmount.
-    pub fn create_on_ram(binary: &Path, size_bytes: u64, scratch: &Path) -> Result<Self> {
+    pub fn create_on_ram(
+        binary: &Path,
+        size_bytes: u64,
+        scratch: &Path,
+        options: &[String],
+    ) -> Result<Self> {
         // keep: nothing on disk to remove.
         let image = PathBuf::from(format!("ram:{size_bytes}"));
-        let mut mount = Self::unmounted(binary, image, scratch, true)?;
+        let mut mount = Self::unmounted(binary, image, scratch, true, options)?;
         mount.mount()?;
         Ok(mount)
     }
 
     /// The mount's state before `mount`, with its mountpoint created in `scratch`.
-    fn unmounted(binary: &Path, image: PathBuf, scratch: &Path, keep: bool) -> Result<Self> {
+    fn unmounted(
+        binary: &Path,
+        image: PathBuf,
+        scratch: &Path,
+        keep: bool,
+        options: &[String],
+    ) -> Result<Self> {
         let mount = Self {
+            options: options.to_vec(),
             binary: binary.to_path_buf(),
             image,
             mountpoint: scratch.join("vexfs.mnt"),
@@ -227,6 +257,9 @@ impl VexfsMount {
         // -o splits on commas: a log path with one goes to the daemon's default place.
         if !self.log.as_os_str().as_bytes().contains(&b',') {
             command.arg("-o").arg(format!("log={}", self.log.display()));
+        }
+        for option in &self.options {
+            command.arg("-o").arg(option);
         }
         self.mounted = true;
         let stdout = run_tool(&mut command)?;

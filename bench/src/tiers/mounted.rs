@@ -60,7 +60,12 @@ pub fn run(
     // the tier's own and goes with it, a device or user's file stays.
     let mounted = match target.path.as_deref() {
         // The daemon formats a RAM device itself (it is blank at every open).
-        None => VexfsMount::create_on_ram(&config.vexfs_binary, target.region_bytes, &scratch.path),
+        None => VexfsMount::create_on_ram(
+            &config.vexfs_binary,
+            target.region_bytes,
+            &scratch.path,
+            &[],
+        ),
         Some(image) => VexfsMount::create_on(
             &config.vexfs_binary,
             image,
@@ -68,6 +73,7 @@ pub fn run(
             config.destructive,
             &scratch.path,
             true,
+            &[],
         ),
     };
     let mount = match mounted {

@@ -109,7 +109,7 @@ pub fn on_vexfs<T>(
                 size_bytes >> 20,
                 scratch.path.display()
             ));
-            let mount = VexfsMount::create(vexfs_binary, &scratch.path, size_bytes, keep)?;
+            let mount = VexfsMount::create(vexfs_binary, &scratch.path, size_bytes, keep, &[])?;
             let result = work(mount.root(), &mount.describe(), progress);
             progress(&format!(
                 "{label}: unmount, waiting for the daemon to write back and exit"
