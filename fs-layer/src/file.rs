@@ -339,13 +339,11 @@ impl Fs {
         let t = now();
         record.mtime = t;
         record.ctime = t;
-        if record.mode & (libc::S_ISUID | libc::S_ISGID) != 0 && record.is_reg() {
-            // A write drops set-ID bits, as the kernel does for filesystems
-            // that do not handle killpriv themselves.
-            record.mode &= !libc::S_ISUID;
-            if record.mode & libc::S_IXGRP != 0 {
-                record.mode &= !libc::S_ISGID;
-            }
+        if record.is_reg() {
+            // A write drops set-ID bits and file capabilities: the kernel
+            // leaves that to the daemon (FUSE_HANDLE_KILLPRIV_V2, fuse.rs).
+            kill_privileges(&mut record);
+            crate::xattr::drop_capability(&mut st, ino)?;
         }
         Fs::put_inode(&mut st, ino, &record)
     }
@@ -694,5 +692,15 @@ impl Fs {
     /// The file's extents, for `vexfs info` and tests.
     pub fn extents(&self, ino: u64) -> Result<Vec<Extent>> {
         overlapping(&mut self.lock(), ino, 0, u64::MAX - 1)
+    }
+}
+
+/// Clears set-user-ID, and set-group-ID where group-executable (without
+/// group execute it marks mandatory locking and stays), as Linux does at
+/// a write, a truncate by an unprivileged caller, or a chown.
+pub(crate) fn kill_privileges(record: &mut InodeRecord) {
+    record.mode &= !libc::S_ISUID;
+    if record.mode & libc::S_IXGRP != 0 {
+        record.mode &= !libc::S_ISGID;
     }
 }

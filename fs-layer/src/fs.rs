@@ -73,6 +73,9 @@ pub struct SetAttr {
     pub atime: Option<TimeSet>,
     pub mtime: Option<TimeSet>,
     pub ctime: Option<Timespec>,
+    /// The caller lacks CAP_FSETID: a size change also clears set-ID bits
+    /// and file capabilities (the kernel leaves it to the daemon).
+    pub unprivileged: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -524,14 +527,13 @@ impl Fs {
         if let Some(gid) = changes.gid {
             record.gid = gid;
         }
-        if changes.uid.is_some() || changes.gid.is_some() {
-            // chown clears set-user-ID and (group-executable) set-group-ID, as the kernel does.
-            if !record.is_dir() {
-                record.mode &= !libc::S_ISUID;
-                if record.mode & libc::S_IXGRP != 0 {
-                    record.mode &= !libc::S_ISGID;
-                }
-            }
+        // chown clears set-user-ID, (group-executable) set-group-ID and file
+        // capabilities, as does a truncate by an unprivileged caller.
+        let chown = changes.uid.is_some() || changes.gid.is_some();
+        let truncate = changes.size.is_some() && changes.unprivileged;
+        if (chown || truncate) && !record.is_dir() && changes.mode.is_none() {
+            crate::file::kill_privileges(&mut record);
+            crate::xattr::drop_capability(&mut st, ino)?;
         }
         let resolve = |set: TimeSet| match set {
             TimeSet::Now => t,

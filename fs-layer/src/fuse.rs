@@ -232,6 +232,11 @@ impl fuser::Filesystem for VexFuse {
         let _ = config
             .add_capabilities(InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        // The daemon clears set-ID bits and security.capability itself at
+        // write, truncate and chown (file.rs, fs.rs). So the kernel need not
+        // ask for security.capability (a GETXATTR round trip) before every
+        // write(2): with this flag it marks the superblock SB_NOSEC.
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         // Vector files are FOPEN_DIRECT_IO; programs still map them shared.
         let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_time_granularity(Duration::from_nanos(1));
@@ -271,7 +276,7 @@ impl fuser::Filesystem for VexFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -295,6 +300,8 @@ impl fuser::Filesystem for VexFuse {
             atime: atime.map(time_set),
             mtime: mtime.map(time_set),
             ctime: ctime.map(timespec),
+            // fuser does not pass FATTR_KILL_SUIDGID on: root stands for CAP_FSETID.
+            unprivileged: req.uid() != 0,
         };
         match self.fs.setattr(ino.0, &changes) {
             Ok(r) => reply.attr(&ATTR_TTL, &attr(ino.0, &r)),

@@ -58,6 +58,27 @@ fn bucket(st: &mut Store, ino: u64, name: &[u8]) -> Result<(Key, XattrBucket)> {
     Ok((key, entries))
 }
 
+/// The attribute a write, truncate or chown takes away (file capabilities),
+/// as the kernel's `file_remove_privs` does: the daemon does it itself
+/// because it asks the kernel not to (FUSE_HANDLE_KILLPRIV_V2, fuse.rs).
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+
+/// Removes `security.capability` from `ino` if it has one, under the
+/// metadata lock the caller holds; true when it did.
+pub(crate) fn drop_capability(st: &mut Store, ino: u64) -> Result<bool> {
+    let (key, mut entries) = bucket(st, ino, CAPABILITY_XATTR)?;
+    let Some(at) = entries.iter().position(|(n, _)| n == CAPABILITY_XATTR) else {
+        return Ok(false);
+    };
+    entries.remove(at);
+    if entries.is_empty() {
+        btree::remove(st, &key)?;
+    } else {
+        btree::insert(st, key, encode_xattrs(&entries))?;
+    }
+    Ok(true)
+}
+
 impl Fs {
     pub fn getxattr(&self, ino: u64, name: &[u8]) -> Result<Vec<u8>> {
         check_name(name)?;

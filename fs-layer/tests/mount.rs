@@ -517,3 +517,105 @@ fn posix_corners_rename_flags_links_unlinked_open_files() {
     mnt.unmount();
     image.assert_clean();
 }
+
+/// Runs a Python snippet as uid/gid 65534 with `path` as argv[1]; panics on failure.
+fn python_as_nobody(path: &std::path::Path, script: &str) {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("python3 (installed by scripts/setup)");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A file capability (`security.capability`, VFS_CAP_REVISION_2, CAP_NET_RAW permitted).
+fn set_capability(path: &std::path::Path) {
+    let mut value = Vec::new();
+    for word in [0x0200_0000u32, 1 << 13, 0, 0, 0] {
+        value.extend_from_slice(&word.to_le_bytes());
+    }
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid path string and a value buffer of its length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"security.capability".as_ptr(),
+            value.as_ptr() as *const _,
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+}
+
+fn has_capability(path: &std::path::Path) -> bool {
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid path string; a zero-length query.
+    let r = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    r > 0
+}
+
+/// An unprivileged write or truncate, and any chown, clear set-user-ID,
+/// group-executable set-group-ID and file capabilities: the daemon does it
+/// (it tells the kernel so, and the kernel then never asks for
+/// security.capability before a write).
+#[test]
+fn writes_truncates_and_chown_drop_set_id_bits_and_capabilities() {
+    if !fuse_available("writes_truncates_and_chown_drop_set_id_bits") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let image = Image::new("killpriv", "64M");
+    let mnt = Mounted::new(&image, &["allow_other"]).unwrap();
+    let path = mnt.path("tool");
+    fs::write(&path, b"#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let arm = || {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o6775)).unwrap();
+        set_capability(&path);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o6775
+        );
+        assert!(has_capability(&path));
+    };
+    let disarmed = |what: &str| {
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o0775, "{what} left mode {mode:o}");
+        assert!(!has_capability(&path), "{what} left security.capability");
+    };
+    arm();
+    python_as_nobody(
+        &path,
+        "import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY)\nos.pwrite(fd, b'x', 3)\nos.close(fd)",
+    );
+    disarmed("a write");
+    arm();
+    python_as_nobody(&path, "import os, sys\nos.truncate(sys.argv[1], 4)");
+    disarmed("a truncate");
+    arm();
+    std::os::unix::fs::chown(&path, Some(65534), Some(0)).unwrap();
+    disarmed("a chown");
+    // An explicit chmod sets what it says.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o4755)).unwrap();
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+        0o4755
+    );
+    mnt.unmount();
+    image.assert_clean();
+}
