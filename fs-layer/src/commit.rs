@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::locks::MutexGuard;
 
 impl Fs {
     /// EIO once commits have stopped.
@@ -62,12 +63,42 @@ impl Fs {
     /// A failed write leaves the device with the previous commit and stops
     /// further commits (the next mount recovers from the journal).
     pub fn commit(&self) -> Result<()> {
+        let needed = self.lock().transaction();
+        self.commit_through(needed)
+    }
+
+    /// The transaction a commit must reach to cover the changes made so far.
+    pub fn transaction_now(&self) -> u64 {
+        self.lock().transaction()
+    }
+
+    /// [`commit`](Self::commit) of the changes made before transaction
+    /// `needed` (from [`transaction_now`](Self::transaction_now)) began:
+    /// returns at once when a commit already covered them.
+    pub fn commit_through(&self, needed: u64) -> Result<()> {
         if self.read_only {
             return Ok(());
         }
         self.check_running()?;
-        let needed = self.lock().transaction();
-        let _commit = self.commit_lock.lock();
+        let commit = self.commit_lock.lock();
+        self.commit_holding(needed, commit)
+    }
+
+    /// [`commit_through`](Self::commit_through) when no commit is running
+    /// now; None (nothing done) when one is.
+    pub fn try_commit_through(&self, needed: u64) -> Option<Result<()>> {
+        if self.read_only {
+            return Some(Ok(()));
+        }
+        if let Err(e) = self.check_running() {
+            return Some(Err(e));
+        }
+        let commit = self.commit_lock.try_lock()?;
+        Some(self.commit_holding(needed, commit))
+    }
+
+    /// The pipeline from step 1, the commit lock held.
+    fn commit_holding(&self, needed: u64, _commit: MutexGuard<'_, ()>) -> Result<()> {
         if self.lock().durable_transaction() >= needed {
             return Ok(());
         }

@@ -17,6 +17,7 @@ use fuser::{
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use crate::committer::{self, Committer};
 use crate::error::Error;
 use crate::format::{InodeRecord, Timespec, BLOCK_BYTES, INODE_FLAG_VECTOR, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr, TimeSet};
@@ -48,6 +49,8 @@ pub struct VexFuse {
     notifier: Arc<OnceLock<fuser::Notifier>>,
     /// Inodes whose cached pages the invalidation thread drops.
     stale_pages: mpsc::Sender<u64>,
+    /// Where an fsync waits for its commit (committer.rs).
+    committer: Committer,
 }
 
 /// Sends one invalidation; ENOENT means the kernel caches nothing of it.
@@ -77,13 +80,42 @@ impl VexFuse {
                     }
                 }
             })?;
+        let committer = Committer::start(fs.clone())?;
         Ok(VexFuse {
             fs,
+            committer,
             handles: Mutex::new(Rank::Table, HashMap::new()),
             next_handle: AtomicU64::new(1),
             notifier,
             stale_pages,
         })
+    }
+
+    /// Answers `reply` once a commit that began after this call is
+    /// durable. With no commit running, this worker commits (no thread
+    /// hop: a lone fsync pays nothing for the committer); while one runs,
+    /// the committer thread waits for it instead of this worker, which
+    /// goes back to serve others; here again when the committer's queue
+    /// is full.
+    fn answer_after_commit(&self, what: &'static str, reply: ReplyEmpty) {
+        let needed = self.fs.transaction_now();
+        let result = match self.fs.try_commit_through(needed) {
+            Some(result) => result,
+            None => {
+                let answer: committer::Answer = Box::new(move |result| match result {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno_ref(what, e)),
+                });
+                match self.committer.after_commit(needed, answer) {
+                    Ok(()) => return,
+                    Err(answer) => return answer(&self.fs.commit_through(needed)),
+                }
+            }
+        };
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(what, e)),
+        }
     }
 
     /// The kernel's cached attributes and pages of `ino` are stale.
@@ -124,6 +156,10 @@ impl VexFuse {
 /// Logs what the daemon's operator needs (corruption, device errors) and
 /// hands the kernel the errno.
 fn errno(op: &str, e: Error) -> Errno {
+    errno_ref(op, &e)
+}
+
+fn errno_ref(op: &str, e: &Error) -> Errno {
     if matches!(e, Error::Corrupt { .. } | Error::Device(_)) {
         eprintln!("vexfs: {op}: {e}");
     }
@@ -518,15 +554,12 @@ impl fuser::Filesystem for VexFuse {
         reply: ReplyEmpty,
     ) {
         // This file's vectors and the running transaction; other vector
-        // files are not this fsync's business.
-        let result = self
-            .fs
-            .write_back_vector_file(ino.0)
-            .and_then(|()| self.fs.commit());
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fsync", e)),
+        // files are not this fsync's business. The commit is waited for on
+        // the committer thread, so this worker serves others meanwhile.
+        if let Err(e) = self.fs.write_back_vector_file(ino.0) {
+            return reply.error(errno("fsync", e));
         }
+        self.answer_after_commit("fsync", reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -610,10 +643,7 @@ impl fuser::Filesystem for VexFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.commit() {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fsyncdir", e)),
-        }
+        self.answer_after_commit("fsyncdir", reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -13,6 +13,7 @@
 pub mod btree;
 pub mod budget;
 pub mod commit;
+pub mod committer;
 pub mod dir;
 pub mod error;
 pub mod file;

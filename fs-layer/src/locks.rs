@@ -114,6 +114,18 @@ impl<T> Mutex<T> {
         let guard = self.inner.lock().unwrap_or_else(|_| poisoned(self.rank));
         MutexGuard { guard, _held: held }
     }
+
+    /// The lock if nobody holds it now; never waits.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        match self.inner.try_lock() {
+            Ok(guard) => Some(MutexGuard {
+                guard,
+                _held: Held::take(self.rank, false),
+            }),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(_)) => poisoned(self.rank),
+        }
+    }
 }
 
 impl<T: Default> Default for Mutex<T> {

@@ -272,8 +272,8 @@ impl VectorIndex {
         !self.follows(0)
     }
 
-    /// Adds rows appended after the ones it covers (slots `covered..`).
-    pub fn add(&mut self, rows: &[f32]) -> Result<(), String> {
+    /// Hands `rows` to faiss under its next labels (normalised for cosine).
+    fn add_to_faiss(&mut self, rows: &[f32]) -> Result<(), String> {
         set_threads();
         if rows.iter().any(|x| !x.is_finite()) {
             return Err("a vector holds NaN or Inf: not added to an index".into());
@@ -281,7 +281,12 @@ impl VectorIndex {
         let data = indexed_rows(rows, self.dimensions, self.search_type);
         self.index
             .add(&data)
-            .map_err(|e| format!("adding to {:?}: {e}", self.factory))?;
+            .map_err(|e| format!("adding to {:?}: {e}", self.factory))
+    }
+
+    /// Adds rows appended after the ones it covers (slots `covered..`).
+    pub fn add(&mut self, rows: &[f32]) -> Result<(), String> {
+        self.add_to_faiss(rows)?;
         let added = rows.len() / self.dimensions;
         if let Some(labels) = self.labels.as_mut() {
             for _ in 0..added {
@@ -296,14 +301,7 @@ impl VectorIndex {
     /// old one becomes a tombstone.
     pub fn replace(&mut self, slot: usize, row: &[f32]) -> Result<(), String> {
         debug_assert!(slot < self.covered);
-        set_threads();
-        if row.iter().any(|x| !x.is_finite()) {
-            return Err("a vector holds NaN or Inf: not added to an index".into());
-        }
-        let data = indexed_rows(row, self.dimensions, self.search_type);
-        self.index
-            .add(&data)
-            .map_err(|e| format!("adding to {:?}: {e}", self.factory))?;
+        self.add_to_faiss(row)?;
         let covered = self.covered;
         self.labels
             .get_or_insert_with(|| Labels::identity(covered))
