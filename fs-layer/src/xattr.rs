@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{now, Fs};
 use crate::store::Store;
-use crate::vectors::XATTR_STATUS;
+use crate::vectors::{XATTR_INDEX, XATTR_SEARCH, XATTR_STATUS};
 
 pub const XATTR_CREATE: i32 = 1;
 pub const XATTR_REPLACE: i32 = 2;
@@ -139,6 +139,9 @@ impl Fs {
             record.ctime = now();
             Fs::put_inode(&mut st, ino, &record)?;
         }
+        if name == XATTR_INDEX || name == XATTR_SEARCH {
+            self.vectors.vector_xattr_changed();
+        }
         self.commit_if_large()
     }
 
@@ -171,6 +174,9 @@ impl Fs {
             let mut record = Fs::inode(&mut st, ino)?;
             record.ctime = now();
             Fs::put_inode(&mut st, ino, &record)?;
+        }
+        if name == XATTR_INDEX || name == XATTR_SEARCH {
+            self.vectors.vector_xattr_changed();
         }
         self.commit_if_large()
     }

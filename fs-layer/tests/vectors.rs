@@ -698,3 +698,50 @@ fn replacements_and_deletes_keep_the_index_answering() {
     m.unmount();
     image.assert_clean();
 }
+
+/// The daemon keeps a file's index choice between searches; every change
+/// to `user.vexfs.index` or `user.vexfs.search` (set or removed) reaches
+/// the next search.
+#[test]
+fn a_changed_index_attribute_reaches_the_next_search() {
+    if !fuse_available("a_changed_index_attribute_reaches_the_next_search") {
+        return;
+    }
+    let image = Image::new("vec-choice", "128M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("c.vec");
+    let file = open_rw(&path);
+    let (d, n) = (8usize, 2_000usize);
+    set_meta(&file, d as u32, 0).unwrap();
+    let data = rows(41, n, d);
+    insert(&file, d as u32, &data, None, 0).unwrap();
+    let query = data[..d].to_vec();
+    let index_after_search = || {
+        assert_eq!(
+            search(&file, &query, 5, VEXFS_SEARCH_EUCLIDEAN).unwrap()[0].0,
+            0
+        );
+        vector_status(&path)["index"].clone()
+    };
+    assert_eq!(index_after_search(), "Flat");
+    xattr_set(&path, "user.vexfs.index", "HNSW16");
+    assert_eq!(index_after_search(), "HNSW16");
+    xattr_set(&path, "user.vexfs.search", "efSearch=32");
+    assert_eq!(index_after_search(), "HNSW16");
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let remove = |name: &std::ffi::CStr| {
+        // SAFETY: valid NUL-terminated strings.
+        assert_eq!(unsafe { libc::removexattr(p.as_ptr(), name.as_ptr()) }, 0);
+    };
+    // efSearch does not fit IVF: the parameters go first.
+    remove(c"user.vexfs.search");
+    xattr_set(&path, "user.vexfs.index", "IVF8,Flat");
+    xattr_set(&path, "user.vexfs.search", "nprobe=4");
+    assert_eq!(index_after_search(), "IVF8,Flat");
+    remove(c"user.vexfs.search");
+    remove(c"user.vexfs.index");
+    assert_eq!(index_after_search(), "Flat");
+    drop(file);
+    m.unmount();
+    image.assert_clean();
+}

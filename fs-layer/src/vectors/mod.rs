@@ -74,6 +74,9 @@ pub struct VectorFile {
     stored: bool,
     /// The index the builder thread is making for it.
     building: Option<changes::Build>,
+    /// The index choice last resolved from its `user.vexfs.*` attributes
+    /// (search.rs): a search reads them only after they change.
+    choice: Mutex<Option<search::CachedChoice>>,
 }
 
 /// Vector files in memory, by inode.
@@ -86,6 +89,10 @@ pub struct VectorFile {
 pub struct VectorFiles {
     resident: Mutex<Residents>,
     builder: builder::Builder,
+    /// Bumped after every change to a `user.vexfs.index` or
+    /// `user.vexfs.search` attribute: a cached index choice resolved
+    /// before it is stale.
+    xattr_epoch: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -146,6 +153,17 @@ impl VectorFiles {
         resident.files.remove(&ino);
         resident.evictions += 1;
         true
+    }
+
+    /// A `user.vexfs.index` / `user.vexfs.search` attribute changed (call
+    /// after the change is stored).
+    pub(crate) fn vector_xattr_changed(&self) {
+        self.xattr_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn xattr_epoch(&self) -> u64 {
+        self.xattr_epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The inode was freed: its vectors have nowhere to go.
@@ -389,6 +407,7 @@ impl Fs {
             failed: None,
             stored: true,
             building: None,
+            choice: Mutex::new(Rank::Table, None),
         })
     }
 
@@ -448,6 +467,7 @@ impl Fs {
                     failed: None,
                     stored: false,
                     building: None,
+                    choice: Mutex::new(Rank::Table, None),
                 };
                 // On disk first, in memory after: nobody sees a vector file
                 // that is not one on disk.

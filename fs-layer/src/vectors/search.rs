@@ -14,11 +14,21 @@ use crate::locks::RwLock;
 
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
-use super::index::{IndexChoice, VectorIndex};
+use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
     einval, read_lock, resolve_ids, spec, stored, write_lock, VectorFile, XATTR_INDEX, XATTR_SEARCH,
 };
+
+/// An index choice and what it was resolved for: the attributes as of
+/// `epoch` ([`VectorFiles`](super::VectorFiles)'s count of attribute
+/// changes), a file at or past the default-index size or not, dimensions.
+pub(super) struct CachedChoice {
+    epoch: u64,
+    large: bool,
+    dimensions: u32,
+    choice: IndexChoice,
+}
 
 /// What [`Fs::prepare_index`] left behind.
 enum Prepared {
@@ -56,7 +66,7 @@ impl Fs {
             if !guard.answers(query)? {
                 return Ok(Vec::new());
             }
-            self.index_choice(ino, guard.set.len(), guard.meta.dimensions)?
+            self.index_choice(ino, &guard)?
         };
         let k = k as usize;
         loop {
@@ -121,11 +131,38 @@ impl Fs {
         }
     }
 
-    fn index_choice(&self, ino: u64, count: usize, dimensions: u32) -> Result<IndexChoice> {
+    /// The index `file` wants, from its attributes; they are read again
+    /// only when one changed or the file crossed the default-index size.
+    fn index_choice(&self, ino: u64, file: &VectorFile) -> Result<IndexChoice> {
+        let large = file.set.len() >= DEFAULT_EXACT_VECTORS_MAX;
+        let dimensions = file.meta.dimensions;
+        // Read before the attributes: a change after this makes what is
+        // cached below stale, never the other way round.
+        let epoch = self.vectors.xattr_epoch();
+        if let Some(cached) = file
+            .choice
+            .lock()
+            .as_ref()
+            .filter(|c| c.epoch == epoch && c.large == large && c.dimensions == dimensions)
+        {
+            return Ok(cached.choice.clone());
+        }
         let factory = self.vector_xattr(ino, XATTR_INDEX)?;
         let params = self.vector_xattr(ino, XATTR_SEARCH)?;
-        IndexChoice::resolve(factory.as_deref(), params.as_deref(), count, dimensions)
-            .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))
+        let choice = IndexChoice::resolve(
+            factory.as_deref(),
+            params.as_deref(),
+            file.set.len(),
+            dimensions,
+        )
+        .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))?;
+        *file.choice.lock() = Some(CachedChoice {
+            epoch,
+            large,
+            dimensions,
+            choice: choice.clone(),
+        });
+        Ok(choice)
     }
 
     /// `user.vexfs.status`: one `key=value` line each for the vectors, the
