@@ -152,11 +152,16 @@ enum Exclusion {
 }
 
 impl Exclusion {
-    fn of(factory: &str) -> Exclusion {
+    /// From the index faiss made (an IVF index is one whatever its string
+    /// says) and its family.
+    fn of(index: &IndexImpl, factory: &str) -> Exclusion {
+        // SAFETY: the cast only inspects the live index's dynamic type.
+        if !unsafe { faiss_sys::faiss_IndexIVF_cast(index.inner_ptr()) }.is_null() {
+            return Exclusion::IvfSelector;
+        }
         match IndexSpec::parse(factory) {
-            Ok(IndexSpec::Ivf { .. }) => Exclusion::IvfSelector,
             Ok(IndexSpec::Pq { .. } | IndexSpec::Lsh) | Err(_) => Exclusion::OverFetch,
-            Ok(IndexSpec::Flat | IndexSpec::Hnsw { .. } | IndexSpec::Sq(_)) => Exclusion::Selector,
+            Ok(_) => Exclusion::Selector,
         }
     }
 }
@@ -219,6 +224,7 @@ impl VectorIndex {
         index
             .add(&data)
             .map_err(|e| format!("adding to {:?}: {e}", choice.factory))?;
+        let exclusion = Exclusion::of(&index, &choice.factory);
         let mut built = VectorIndex {
             index,
             dimensions,
@@ -228,7 +234,7 @@ impl VectorIndex {
             covered: rows.len() / dimensions,
             built_over: rows.len() / dimensions,
             labels: None,
-            exclusion: Exclusion::of(&choice.factory),
+            exclusion,
         };
         built.set_params(&choice.params)?;
         Ok(built)
@@ -369,19 +375,7 @@ impl VectorIndex {
             (Some(map), Exclusion::Selector | Exclusion::IvfSelector) if tombstones > 0 => {
                 self.search_live(map, &query, &mut distances, &mut labels)
             }
-            // SAFETY: the index pointer is live for &self; query holds one vector of
-            // the index's dimensions; distances and labels have room for k_asked
-            // results. faiss's CPU search is const and safe from several threads.
-            _ => unsafe {
-                faiss_sys::faiss_Index_search(
-                    self.index.inner_ptr(),
-                    1,
-                    query.as_ptr(),
-                    k_asked as faiss_sys::idx_t,
-                    distances.as_mut_ptr(),
-                    labels.as_mut_ptr(),
-                )
-            },
+            _ => self.faiss_search(&query, std::ptr::null(), &mut distances, &mut labels),
         };
         if status != 0 {
             return Err(last_faiss_error());
@@ -410,6 +404,34 @@ impl VectorIndex {
             .collect())
     }
 
+    /// One query through faiss, with `params` (NULL: the index's own);
+    /// `labels.len()` results. Returns faiss's status.
+    fn faiss_search(
+        &self,
+        query: &[f32],
+        params: *const faiss_sys::FaissSearchParameters,
+        distances: &mut [f32],
+        labels: &mut [faiss_sys::idx_t],
+    ) -> std::os::raw::c_int {
+        debug_assert_eq!(query.len(), self.dimensions);
+        debug_assert_eq!(distances.len(), labels.len());
+        // SAFETY: the index pointer is live for &self; query holds one vector
+        // of its dimensions; distances and labels have room for labels.len()
+        // results; params is NULL or live for the call. faiss's CPU search is
+        // const and safe from several threads at once.
+        unsafe {
+            faiss_sys::faiss_Index_search_with_params(
+                self.index.inner_ptr(),
+                1,
+                query.as_ptr(),
+                labels.len() as faiss_sys::idx_t,
+                params,
+                distances.as_mut_ptr(),
+                labels.as_mut_ptr(),
+            )
+        }
+    }
+
     /// A search that only live labels may answer: faiss's bitmap selector
     /// over `map`'s live bits. Returns faiss's status.
     fn search_live(
@@ -431,22 +453,11 @@ impl VectorIndex {
         }
         let selector = selector as *mut faiss_sys::FaissIDSelector;
         let mut params: *mut faiss_sys::FaissSearchParameters = std::ptr::null_mut();
-        // SAFETY: selector is live; the parameters only point at it. For IVF,
-        // the index is an IndexIVF (checked by the cast) and nprobe is read from it.
+        // SAFETY: selector is live; the parameters only point at it. An
+        // IvfSelector index is an IndexIVF (Exclusion::of checked the cast).
         let status = unsafe {
             if self.exclusion == Exclusion::IvfSelector {
                 let ivf = faiss_sys::faiss_IndexIVF_cast(self.index.inner_ptr());
-                if ivf.is_null() {
-                    faiss_sys::faiss_IDSelector_free(selector);
-                    return faiss_sys::faiss_Index_search(
-                        self.index.inner_ptr(),
-                        1,
-                        query.as_ptr(),
-                        labels.len() as faiss_sys::idx_t,
-                        distances.as_mut_ptr(),
-                        labels.as_mut_ptr(),
-                    );
-                }
                 let nprobe = faiss_sys::faiss_IndexIVF_nprobe(ivf);
                 faiss_sys::faiss_SearchParametersIVF_new_with(&mut params, selector, nprobe, 0)
             } else {
@@ -454,18 +465,7 @@ impl VectorIndex {
             }
         };
         let status = if status == 0 {
-            // SAFETY: as in `search`, with params live until freed below.
-            unsafe {
-                faiss_sys::faiss_Index_search_with_params(
-                    self.index.inner_ptr(),
-                    1,
-                    query.as_ptr(),
-                    labels.len() as faiss_sys::idx_t,
-                    params,
-                    distances.as_mut_ptr(),
-                    labels.as_mut_ptr(),
-                )
-            }
+            self.faiss_search(query, params, distances, labels)
         } else {
             status
         };
@@ -556,6 +556,7 @@ impl VectorIndex {
             ));
         }
         let covered = index.ntotal() as usize;
+        let exclusion = Exclusion::of(&index, factory);
         let mut loaded = VectorIndex {
             index,
             dimensions,
@@ -565,7 +566,7 @@ impl VectorIndex {
             covered,
             built_over: covered,
             labels: None,
-            exclusion: Exclusion::of(factory),
+            exclusion,
         };
         loaded.set_params(params)?;
         Ok(loaded)
@@ -647,5 +648,41 @@ mod tests {
         let none = SearchParams::default();
         assert!(VectorIndex::from_bytes(&bytes[..bytes.len() / 2], d, 1, "HNSW16", &none).is_err());
         assert!(VectorIndex::from_bytes(&bytes, d + 1, 1, "HNSW16", &none).is_err());
+    }
+
+    #[test]
+    fn tombstones_are_never_answered_by_any_exclusion() {
+        let (n, d) = (600, 8);
+        let data = rows(n, d);
+        // Selector (HNSW, Flat), IVF parameters, over-fetch (PQ).
+        for (factory, params) in [
+            ("HNSW16", Some("efSearch=64")),
+            ("Flat", None),
+            ("IVF8,Flat", Some("nprobe=8")),
+            ("PQ4", None),
+        ] {
+            let choice = IndexChoice::resolve(Some(factory), params, n, d as u32).unwrap();
+            let mut index = VectorIndex::build(&choice, &data, d, VEXFS_SEARCH_EUCLIDEAN).unwrap();
+            // Slot 5 gets slot 9's row; slot 7 is deleted (the last row moves in).
+            index.replace(5, &data[9 * d..10 * d]).unwrap();
+            index.remove(7);
+            assert_eq!(index.tombstones(), 2, "{factory}");
+            for q in [5, 7, 9, n - 1] {
+                let hits = index.search(&data[q * d..(q + 1) * d], 10).unwrap();
+                assert!(!hits.is_empty(), "{factory}: no answer for {q}");
+                assert!(
+                    hits.iter().all(|h| h.slot < n - 1),
+                    "{factory}: a slot past the last: {hits:?}"
+                );
+            }
+            // The old row of slot 5 is gone: searching for it finds slot 5
+            // only at the new row's distance, never at 0.
+            let old = &data[5 * d..6 * d];
+            let hits = index.search(old, 10).unwrap();
+            assert!(
+                hits.iter().all(|h| h.slot != 5 || h.value > 0.0),
+                "{factory}: the replaced row answered: {hits:?}"
+            );
+        }
     }
 }
