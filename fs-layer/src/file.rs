@@ -146,6 +146,15 @@ struct Run {
     allocated: bool,
 }
 
+/// Whose clock a write's mtime and ctime follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    /// The write sets both to now.
+    Now,
+    /// The kernel keeps them and sends them itself (its writeback cache).
+    Kernel,
+}
+
 impl Fs {
     fn regular_file(st: &mut Store, ino: u64) -> Result<InodeRecord> {
         let record = Fs::inode(st, ino)?;
@@ -205,6 +214,13 @@ impl Fs {
 
     /// Writes `data` at `offset`, allocating what is not yet mapped. Returns bytes written.
     pub fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        self.write_stamped(ino, offset, data, Stamp::Now)
+    }
+
+    /// [`write`](Self::write) with the file's times as `stamp` says: the
+    /// kernel's writeback cache sends cached data late and the times it
+    /// keeps itself in a SETATTR of their own (fuse/writeback.rs).
+    pub fn write_stamped(&self, ino: u64, offset: u64, data: &[u8], stamp: Stamp) -> Result<usize> {
         if data.is_empty() {
             return Ok(0);
         }
@@ -217,11 +233,11 @@ impl Fs {
                 format!("write past FILE_BYTES_MAX {FILE_BYTES_MAX}"),
             ));
         }
-        match self.write_once(ino, offset, data) {
+        match self.write_once(ino, offset, data, stamp) {
             // Blocks freed by the running transaction become usable at its commit.
             Err(e) if e.errno() == libc::ENOSPC && self.lock().has_pending_frees() => {
                 self.commit()?;
-                self.write_once(ino, offset, data)?;
+                self.write_once(ino, offset, data, stamp)?;
             }
             other => other?,
         }
@@ -229,12 +245,12 @@ impl Fs {
         Ok(data.len())
     }
 
-    fn write_once(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+    fn write_once(&self, ino: u64, offset: u64, data: &[u8], stamp: Stamp) -> Result<()> {
         let file = self.file_state(ino);
         let _io = file.io.write();
         let _gate = self.gate.read();
         Self::refuse_vector_file(&mut self.lock(), ino)?;
-        self.write_locked(ino, offset, data)
+        self.write_locked_stamped(ino, offset, data, stamp)
     }
 
     /// Writes `data` at `offset` without changing any block the file maps
@@ -296,6 +312,10 @@ impl Fs {
     /// for writing and the commit gate for reading, so that several writes
     /// and metadata changes land in one transaction. No ENOSPC retry.
     pub(crate) fn write_locked(&self, ino: u64, offset: u64, data: &[u8]) -> Result<()> {
+        self.write_locked_stamped(ino, offset, data, Stamp::Now)
+    }
+
+    fn write_locked_stamped(&self, ino: u64, offset: u64, data: &[u8], stamp: Stamp) -> Result<()> {
         let end = offset + data.len() as u64;
         if data.is_empty() {
             return Ok(());
@@ -336,9 +356,11 @@ impl Fs {
         };
         let mut record = Fs::inode(&mut st, ino)?;
         record.size = record.size.max(end);
-        let t = now();
-        record.mtime = t;
-        record.ctime = t;
+        if stamp == Stamp::Now {
+            let t = now();
+            record.mtime = t;
+            record.ctime = t;
+        }
         if record.is_reg() {
             // A write drops set-ID bits and file capabilities: the kernel
             // leaves that to the daemon (FUSE_HANDLE_KILLPRIV_V2, fuse.rs).

@@ -455,9 +455,21 @@ impl Fs {
         Ok(())
     }
 
-    /// A caller opened `ino`; an unlinked file stays readable until the last release.
-    pub fn opened(&self, ino: u64) {
-        self.file_state(ino).open.fetch_add(1, Ordering::SeqCst);
+    /// A caller opened `ino`; an unlinked file stays readable until the
+    /// last release. ENOENT when `ino` was freed since the caller looked
+    /// it up (an unlink of its last name, with no descriptor open, frees
+    /// it at once): counted and checked under the file's data lock, which
+    /// `free_if_unused` holds from its check of the count to the free, so
+    /// either the free sees this descriptor or this sees the free.
+    pub fn opened(&self, ino: u64) -> Result<()> {
+        let state = self.file_state(ino);
+        let _io = state.io.read();
+        state.open.fetch_add(1, Ordering::SeqCst);
+        if let Err(e) = Self::inode(&mut self.lock(), ino) {
+            state.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// A descriptor of `ino` was closed (FUSE RELEASE, which the kernel

@@ -5,8 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -17,14 +17,20 @@ use fuser::{
     TimeOrNow, WriteFlags,
 };
 
+mod caches;
 mod convert;
+pub mod writeback;
 
-use self::convert::{attr, errno, errno_ref, kind, negative_entry, open_flags, time_set, timespec};
+use self::caches::{answer_ioctl, send_invalidation, ConversionJob};
+use self::convert::{attr, errno, errno_ref, kind, negative_entry, time_set, timespec};
+use self::writeback::WritebackCache;
 use crate::committer::{self, Committer};
+use crate::file::Stamp;
 use crate::format::{BLOCK_BYTES, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr};
 use crate::ioctl::{self, Caller};
 use crate::locks::{Mutex, Rank};
+use vexfs_uapi::VEXFS_IOC_SET_VECTOR_META;
 
 /// How long the kernel may cache names and attributes. This daemon is the
 /// only writer of its device, so the cache is never stale for long.
@@ -53,19 +59,24 @@ pub struct VexFuse {
     stale_pages: mpsc::Sender<u64>,
     /// Where an fsync waits for its commit (committer.rs).
     committer: Committer,
-}
-
-/// Sends one invalidation; ENOENT means the kernel caches nothing of it.
-fn send_invalidation(notifier: &fuser::Notifier, ino: u64, offset: i64) {
-    if let Err(e) = notifier.inval_inode(INodeNo(ino), offset, 0) {
-        if e.raw_os_error() != Some(libc::ENOENT) {
-            eprintln!("vexfs: invalidating the kernel's cache of inode {ino}: {e}");
-        }
-    }
+    /// `-o writeback_cache`, once the kernel agreed to it (writeback.rs).
+    writeback: Option<Arc<WritebackCache>>,
+    /// Answers SET_VECTOR_META after a writeback (caches.rs).
+    converter: mpsc::Sender<ConversionJob>,
+    /// With it: the largest size of each vector file told to the kernel.
+    vector_sizes_told: Mutex<HashMap<u64, u64>>,
+    mountpoint: PathBuf,
 }
 
 impl VexFuse {
-    pub fn new(fs: Arc<Fs>, notifier: Arc<OnceLock<fuser::Notifier>>) -> std::io::Result<VexFuse> {
+    /// `writeback_cache`: ask the kernel for its writeback cache
+    /// (writeback.rs) for the mount on `mountpoint`.
+    pub fn new(
+        fs: Arc<Fs>,
+        notifier: Arc<OnceLock<fuser::Notifier>>,
+        mountpoint: &Path,
+        writeback_cache: bool,
+    ) -> std::io::Result<VexFuse> {
         let (stale_pages, pages) = mpsc::channel::<u64>();
         let thread_notifier = notifier.clone();
         // Ends when the VexFuse (the only sender) is dropped.
@@ -84,6 +95,10 @@ impl VexFuse {
             })?;
         let committer = Committer::start(fs.clone())?;
         Ok(VexFuse {
+            writeback: writeback_cache.then(|| Arc::new(WritebackCache::default())),
+            converter: caches::spawn_converter(fs.clone(), notifier.clone())?,
+            vector_sizes_told: Mutex::new(Rank::Table, HashMap::new()),
+            mountpoint: mountpoint.to_path_buf(),
             fs,
             committer,
             handles: Mutex::new(Rank::Table, HashMap::new()),
@@ -119,40 +134,6 @@ impl VexFuse {
             Err(e) => reply.error(errno(what, e)),
         }
     }
-
-    /// The kernel's cached attributes and pages of `ino` are stale.
-    ///
-    /// Dropping cached pages makes the kernel lock each page, and a page
-    /// stays locked while a read(2) of it waits for this daemon to answer
-    /// FUSE_READ. A worker thread that sent the invalidation itself would
-    /// wait for that read while the read waits for a free worker: with a
-    /// few readers and inserters on one file every worker ended up in
-    /// `fuse_reverse_inval_inode -> __folio_lock` and the mount hung. So:
-    /// attributes are dropped here (offset -1: the kernel drops the
-    /// attributes and touches no page), and pages by the invalidation
-    /// thread, which holds no lock of the daemon, so the reads it waits for
-    /// are served by the workers. Vector files are opened with
-    /// FOPEN_DIRECT_IO, so their reads never go through the page cache;
-    /// the page invalidation serves descriptors opened before the file
-    /// became a vector file, and private mappings.
-    fn invalidate(&self, ino: u64) {
-        if let Some(notifier) = self.notifier.get() {
-            send_invalidation(notifier, ino, -1);
-        }
-        // The receiver lives as long as the session; a send after it ended has nothing to drop.
-        let _ = self.stale_pages.send(ino);
-    }
-
-    fn open_handle(&self, ino: u64, flags: i32) -> FileHandle {
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().insert(fh, Handle { ino, flags });
-        self.fs.opened(ino);
-        FileHandle(fh)
-    }
-
-    pub fn handle(&self, fh: FileHandle) -> Option<Handle> {
-        self.handles.lock().get(&fh.0).copied()
-    }
 }
 
 impl fuser::Filesystem for VexFuse {
@@ -169,6 +150,24 @@ impl fuser::Filesystem for VexFuse {
         // Vector files are FOPEN_DIRECT_IO; programs still map them shared.
         let _ = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_time_granularity(Duration::from_nanos(1));
+        if self.writeback.is_some() {
+            if let Err(unsupported) = config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE) {
+                eprintln!(
+                    "vexfs: -o writeback_cache: the kernel offers no writeback cache \
+                     ({unsupported:?}); writes are written through"
+                );
+                self.writeback = None;
+            }
+        }
+        if let Some(cache) = &self.writeback {
+            // The mount exists by now (INIT follows mount(2)).
+            if let Err(e) = cache.attach(&self.mountpoint, self.available_bytes()) {
+                eprintln!(
+                    "vexfs: -o writeback_cache: cannot limit this mount's dirty pages ({e}); \
+                     writes are written through"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -180,7 +179,10 @@ impl fuser::Filesystem for VexFuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name.as_bytes()) {
-            Ok((ino, r)) => reply.entry(&ATTR_TTL, &attr(ino, &r), Generation(0)),
+            Ok((ino, r)) => {
+                self.push_vector_file_size(ino, &r);
+                reply.entry_with_ttls(&self.attr_ttl(&r), &ATTR_TTL, &attr(ino, &r), Generation(0))
+            }
             // A negative entry (node 0) the kernel caches for ATTR_TTL: a
             // create is then not a failed lookup + create. Every name is
             // made through this mount, so the kernel drops it itself when
@@ -192,13 +194,38 @@ impl fuser::Filesystem for VexFuse {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    /// The kernel dropped its inode (FORGET comes at eviction, with every
+    /// lookup at once): the next lookup gives it the size afresh.
+    fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        if self.writeback.is_some() {
+            self.vector_sizes_told.lock().remove(&ino.0);
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let (Some(cache), Some(fh)) = (&self.writeback, fh) {
+            // A write(2) through the page cache asks this first when the
+            // attributes are stale (observe_space, attr_ttl): while the
+            // device is tight it fails here, and through a handle opened
+            // before the file became a vector file.
+            if cache.is_writer(fh.0) {
+                if writeback::is_tight(self.available_bytes()) {
+                    return reply.error(Errno::ENOSPC);
+                }
+                if !self.is_plain_file(ino.0) {
+                    return reply.error(Errno::EPERM);
+                }
+            }
+        }
         // A vector file's size follows its vectors: write them back first.
         if let Err(e) = self.fs.write_back_vector_file(ino.0) {
             return reply.error(errno("getattr", e));
         }
         match self.fs.getattr(ino.0) {
-            Ok(r) => reply.attr(&ATTR_TTL, &attr(ino.0, &r)),
+            Ok(r) => {
+                self.push_vector_file_size(ino.0, &r);
+                reply.attr(&self.attr_ttl(&r), &attr(ino.0, &r))
+            }
             Err(e) => reply.error(errno("getattr", e)),
         }
     }
@@ -356,7 +383,10 @@ impl fuser::Filesystem for VexFuse {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.getattr(ino.0) {
             Ok(r) if r.is_dir() => reply.error(Errno::EISDIR),
-            Ok(r) => reply.opened(self.open_handle(ino.0, flags.0), open_flags(&r)),
+            Ok(r) => match self.open_handle(ino.0, &r, flags.0) {
+                Ok((fh, fopen)) => reply.opened(fh, fopen),
+                Err(e) => reply.error(errno("open", e)),
+            },
             Err(e) => reply.error(errno("open", e)),
         }
     }
@@ -389,19 +419,29 @@ impl fuser::Filesystem for VexFuse {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let result = self.fs.write(ino.0, offset, data);
+        // Data from the kernel's writeback cache arrives after the write(2)
+        // that made it; the kernel keeps that file's times and sends them.
+        let stamp = if write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
+            Stamp::Kernel
+        } else {
+            Stamp::Now
+        };
+        let result = self.fs.write_stamped(ino.0, offset, data, stamp);
         // O_SYNC / O_DSYNC: durable before the write returns.
         let result = match result {
             Ok(n) if flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0 => self.fs.commit().map(|_| n),
             other => other,
         };
         match result {
-            Ok(n) => reply.written(n as u32),
+            Ok(n) => {
+                self.observe_space();
+                reply.written(n as u32)
+            }
             Err(e) => reply.error(errno("write", e)),
         }
     }
@@ -432,6 +472,9 @@ impl fuser::Filesystem for VexFuse {
         reply: ReplyEmpty,
     ) {
         self.handles.lock().remove(&fh.0);
+        if let Some(cache) = &self.writeback {
+            cache.released(fh.0);
+        }
         match self.fs.released(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("release", e)),
@@ -512,12 +555,13 @@ impl fuser::Filesystem for VexFuse {
                 return reply.ok();
             }
             for (next, entry, r) in batch {
+                self.push_vector_file_size(entry.ino, &r);
                 let a = attr(entry.ino, &r);
                 if reply.add(
                     INodeNo(entry.ino),
                     next,
                     OsStr::from_bytes(&entry.name),
-                    &ATTR_TTL,
+                    &self.attr_ttl(&r),
                     &a,
                     Generation(0),
                 ) {
@@ -620,16 +664,12 @@ impl fuser::Filesystem for VexFuse {
             .fs
             .mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid())
         {
-            Ok((ino, r)) => {
-                let fh = self.open_handle(ino, flags);
-                reply.created(
-                    &ATTR_TTL,
-                    &attr(ino, &r),
-                    Generation(0),
-                    fh,
-                    FopenFlags::FOPEN_KEEP_CACHE,
-                )
-            }
+            Ok((ino, r)) => match self.open_handle(ino, &r, flags) {
+                Ok((fh, fopen)) => {
+                    reply.created(&ATTR_TTL, &attr(ino, &r), Generation(0), fh, fopen)
+                }
+                Err(e) => reply.error(errno("create", e)),
+            },
             Err(e) => reply.error(errno("create", e)),
         }
     }
@@ -669,26 +709,42 @@ impl fuser::Filesystem for VexFuse {
             });
         };
         let caller = Caller { pid: req.pid() };
-        match ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data) {
-            Ok(outcome) => {
-                if outcome.changed {
+        if let Some(cache) = &self.writeback {
+            if cmd == VEXFS_IOC_SET_VECTOR_META && self.is_plain_file(ino.0) {
+                // A plain file becoming a vector file holds no cached data
+                // (fuse/writeback.rs): refused while another handle may
+                // hold some; this handle's is written back first, off
+                // this worker.
+                let conversion = match cache.begin_conversion(ino.0, fh.0) {
+                    Ok(conversion) => conversion,
+                    Err(e) => return answer_ioctl(Err(e), cmd, ino.0, &caller, out_size, reply),
+                };
+                if cache.is_writer(fh.0) {
+                    let job = ConversionJob {
+                        ino: ino.0,
+                        caller,
+                        open_flags: handle.flags,
+                        in_data: in_data.to_vec(),
+                        out_size,
+                        reply,
+                        conversion,
+                    };
+                    if let Err(mpsc::SendError(job)) = self.converter.send(job) {
+                        job.reply.error(Errno::EIO);
+                    }
+                    return;
+                }
+                let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
+                if result.as_ref().is_ok_and(|o| o.changed) {
                     self.invalidate(ino.0);
                 }
-                let mut data = outcome.reply;
-                data.truncate(out_size as usize);
-                reply.ioctl(0, &data);
-            }
-            // Not ours (isatty() and friends ask every file): no log line.
-            Err(e) if e.errno() == libc::ENOTTY => reply.error(Errno::ENOTTY),
-            Err(e) => {
-                // Every refusal names its field; the operator sees why.
-                eprintln!(
-                    "vexfs: ioctl {cmd:#x} on inode {} from pid {}: {e}",
-                    ino.0,
-                    req.pid()
-                );
-                reply.error(Errno::from_i32(e.errno()))
+                return answer_ioctl(result, cmd, ino.0, &caller, out_size, reply);
             }
         }
+        let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
+        if result.as_ref().is_ok_and(|o| o.changed) {
+            self.invalidate(ino.0);
+        }
+        answer_ioctl(result, cmd, ino.0, &caller, out_size, reply)
     }
 }

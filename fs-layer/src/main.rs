@@ -64,7 +64,7 @@ enum Command {
     Mount {
         path: String,
         mountpoint: PathBuf,
-        /// Comma-separated: allow_other, ro, rw, nosuid, nodev, noexec, noatime, threads=N, cache_blocks=N, log=PATH, nocheck (skip the metadata check at mount).
+        /// Comma-separated: allow_other, ro, rw, nosuid, nodev, noexec, noatime, threads=N, cache_blocks=N, request_memory=SIZE, writeback_cache (the kernel caches writes to plain files; see the README), log=PATH, nocheck (skip the metadata check at mount).
         #[arg(short = 'o')]
         options: Vec<String>,
         /// Serve in this process instead of a daemon.
@@ -221,6 +221,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
                 skip_check: false,
                 request_memory_bytes: None,
                 kernel_options: Vec::new(),
+                writeback_cache: false,
                 log: None,
             };
             for o in &options {

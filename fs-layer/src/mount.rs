@@ -38,6 +38,9 @@ pub struct MountRequest {
     pub request_memory_bytes: Option<u64>,
     /// Options passed on to the kernel as they are (nosuid, noexec, ...).
     pub kernel_options: Vec<MountOption>,
+    /// `-o writeback_cache`: the kernel caches writes to plain files
+    /// (fuse/writeback.rs says what that changes).
+    pub writeback_cache: bool,
     pub log: Option<PathBuf>,
 }
 
@@ -97,6 +100,8 @@ impl MountRequest {
                     }
                     self.request_memory_bytes = Some(bytes);
                 }
+                "writeback_cache" => self.writeback_cache = true,
+                "no_writeback_cache" => self.writeback_cache = false,
                 "log" => self.log = Some(PathBuf::from(value)),
                 "foreground" => self.foreground = true,
                 "nocheck" => self.skip_check = true,
@@ -240,7 +245,12 @@ fn serve(request: &MountRequest, status: Option<&mut std::fs::File>) -> anyhow::
     block_signals();
     let notifier = Arc::new(std::sync::OnceLock::new());
     let session = fuser::Session::new(
-        VexFuse::new(fs.clone(), notifier.clone())?,
+        VexFuse::new(
+            fs.clone(),
+            notifier.clone(),
+            &request.mountpoint,
+            request.writeback_cache,
+        )?,
         &request.mountpoint,
         &request.config(),
     )

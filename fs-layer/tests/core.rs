@@ -88,3 +88,28 @@ fn files_and_directories_survive_remount() {
     drop(fs);
     assert_clean(&dev);
 }
+
+#[test]
+fn an_open_of_a_file_freed_since_its_lookup_is_enoent() {
+    // The kernel looks a name up, an unlink frees the inode (no descriptor
+    // was open), then the kernel's OPEN of the looked-up inode arrives.
+    let dev = fresh(64 << 20);
+    let fs = Fs::open(dev.clone(), &MountOptions::default()).unwrap();
+    let (ino, _) = fs
+        .mknod(ROOT, b"f", libc::S_IFREG | 0o644, 0, 0, 0)
+        .unwrap();
+    fs.unlink(ROOT, b"f").unwrap();
+    assert_eq!(fs.opened(ino).unwrap_err().errno(), libc::ENOENT);
+    // An open that came first keeps the unlinked file readable.
+    let (ino, _) = fs
+        .mknod(ROOT, b"g", libc::S_IFREG | 0o644, 0, 0, 0)
+        .unwrap();
+    fs.write(ino, 0, b"kept").unwrap();
+    fs.opened(ino).unwrap();
+    fs.unlink(ROOT, b"g").unwrap();
+    assert_eq!(fs.read(ino, 0, 4).unwrap(), b"kept");
+    fs.released(ino).unwrap();
+    assert_eq!(fs.getattr(ino).unwrap_err().errno(), libc::ENOENT);
+    fs.unmount().unwrap();
+    assert_clean(&dev);
+}

@@ -507,7 +507,7 @@ fn run_step(fs: &Fs, step: &Step, held: &mut HashMap<usize, u64>) -> vexfs_fs::R
         }
         Step::Hold { path, handle } => {
             let ino = resolve(fs, path)?.0;
-            fs.opened(ino);
+            fs.opened(ino).unwrap();
             held.insert(*handle, ino);
         }
         Step::Release { handle } => {

@@ -93,7 +93,7 @@ fn run_thread(fs: &Fs, dev: &Recording, thread: u64, facts: &Mutex<Facts>) -> Re
     let (vec_ino, _) = fs
         .mknod(ROOT, vec_name.as_bytes(), libc::S_IFREG | 0o644, 0, 0, 0)
         .map_err(|e| fail("create vector file", e))?;
-    fs.opened(vec_ino);
+    fs.opened(vec_ino).unwrap();
     let info = VexfsVectorFileInfo {
         dimensions: DIMENSIONS,
         element_type: VEXFS_VECTOR_FLOAT32,
@@ -152,7 +152,7 @@ fn run_thread(fs: &Fs, dev: &Recording, thread: u64, facts: &Mutex<Facts>) -> Re
             4 => {
                 // Last close and a new open: write-back at release, eviction, reload.
                 fs.released(vec_ino).map_err(|e| fail("release", e))?;
-                fs.opened(vec_ino);
+                fs.opened(vec_ino).unwrap();
             }
             _ => {
                 // fsync: this thread's vector file, then the transaction.

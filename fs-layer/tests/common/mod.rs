@@ -115,6 +115,13 @@ impl Mounted {
         for o in options {
             cmd.args(["-o", o]);
         }
+        // Runs a whole suite under other mount options, e.g.
+        // VEXFS_TEST_MOUNT_OPTIONS=writeback_cache (scripts/test does).
+        if let Ok(extra) = std::env::var("VEXFS_TEST_MOUNT_OPTIONS") {
+            if !extra.is_empty() {
+                cmd.args(["-o", &extra]);
+            }
+        }
         let out = cmd.output().unwrap();
         if !out.status.success() {
             let _ = std::fs::remove_dir(&dir);
