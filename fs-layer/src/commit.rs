@@ -7,6 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::committer::Answer;
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::locks::MutexGuard;
@@ -54,10 +55,14 @@ impl Fs {
     /// 2. Seal, under the gate (exclusive: no data write is half-way) and
     ///    the metadata lock: the running transaction's blocks are encoded
     ///    and the next transaction starts. Both locks are let go at once.
-    /// 3. Device I/O with neither lock held: flush, journal, flush,
-    ///    checkpoint (FORMAT.md §4). Readers and writers of every file go on
-    ///    in the next transaction meanwhile.
-    /// 4. Done, under the metadata lock: blocks the transaction freed
+    /// 3. Device I/O with neither lock held: flush, journal, flush
+    ///    (FORMAT.md §4). Readers and writers of every file go on in the
+    ///    next transaction meanwhile. The transaction is durable: callers
+    ///    of [`commit_through_then`](Self::commit_through_then) are
+    ///    answered here, before the checkpoint.
+    /// 4. The checkpoint (home writes), still under the commit lock: the
+    ///    next commit writes the journal again only after it.
+    /// 5. Done, under the metadata lock: blocks the transaction freed
     ///    become reusable.
     ///
     /// A failed write leaves the device with the previous commit and stops
@@ -76,44 +81,89 @@ impl Fs {
     /// `needed` (from [`transaction_now`](Self::transaction_now)) began:
     /// returns at once when a commit already covered them.
     pub fn commit_through(&self, needed: u64) -> Result<()> {
-        if self.read_only {
-            return Ok(());
-        }
-        self.check_running()?;
-        let commit = self.commit_lock.lock();
-        self.commit_holding(needed, commit)
+        self.commit_through_then(needed, |_| {})
     }
 
-    /// [`commit_through`](Self::commit_through) when no commit is running
-    /// now; None (nothing done) when one is.
-    pub fn try_commit_through(&self, needed: u64) -> Option<Result<()>> {
+    /// [`commit_through`](Self::commit_through) that calls `durable` with
+    /// the outcome as soon as it is known: once the changes are durable,
+    /// before the checkpoint that follows (an fsync is answered there).
+    /// The return value adds a failed checkpoint, which stops commits.
+    pub fn commit_through_then(
+        &self,
+        needed: u64,
+        durable: impl FnOnce(&Result<()>),
+    ) -> Result<()> {
         if self.read_only {
-            return Some(Ok(()));
+            let done = Ok(());
+            durable(&done);
+            return done;
         }
         if let Err(e) = self.check_running() {
-            return Some(Err(e));
+            let failed = Err(e);
+            durable(&failed);
+            return failed;
         }
-        let commit = self.commit_lock.try_lock()?;
-        Some(self.commit_holding(needed, commit))
+        let commit = self.commit_lock.lock();
+        self.commit_holding(needed, commit, durable)
     }
 
-    /// The pipeline from step 1, the commit lock held.
-    fn commit_holding(&self, needed: u64, _commit: MutexGuard<'_, ()>) -> Result<()> {
-        if self.lock().durable_transaction() >= needed {
-            return Ok(());
+    /// [`commit_through_then`](Self::commit_through_then) when no commit
+    /// is running now; `answer` comes back untouched when one is.
+    pub fn try_commit_through_then(&self, needed: u64, answer: Answer) -> Option<Answer> {
+        if self.read_only {
+            answer(&Ok(()));
+            return None;
         }
-        self.check_running()?;
+        if let Err(e) = self.check_running() {
+            answer(&Err(e));
+            return None;
+        }
+        let Some(commit) = self.commit_lock.try_lock() else {
+            return Some(answer);
+        };
+        // A failed checkpoint was logged and stopped commits; the answer had its outcome.
+        let _ = self.commit_holding(needed, commit, answer);
+        None
+    }
+
+    /// The pipeline from step 1, the commit lock held; `durable` is called
+    /// exactly once, at step 3 or at the failure that ends the commit.
+    fn commit_holding(
+        &self,
+        needed: u64,
+        _commit: MutexGuard<'_, ()>,
+        durable: impl FnOnce(&Result<()>),
+    ) -> Result<()> {
+        let mut durable = Some(durable);
+        if self.lock().durable_transaction() >= needed {
+            return answer_once(Ok(()), &mut durable);
+        }
+        if let Err(e) = self.check_running() {
+            return answer_once(Err(e), &mut durable);
+        }
         let (sealed, unflushed) = {
             let _gate = self.gate.write();
             let mut st = self.lock();
             let unflushed = self.data_unflushed.swap(false, Ordering::SeqCst);
-            let sealed = st
-                .seal()
-                .inspect_err(|_| self.data_unflushed.store(unflushed, Ordering::SeqCst))?;
-            (sealed, unflushed)
+            match st.seal() {
+                Ok(sealed) => (sealed, unflushed),
+                Err(e) => {
+                    self.data_unflushed.store(unflushed, Ordering::SeqCst);
+                    drop(st);
+                    return answer_once(Err(e), &mut durable);
+                }
+            }
         };
-        if let Err(e) = sealed.write(self.dev.as_ref(), unflushed) {
+        if let Err(e) = sealed.write_journal(self.dev.as_ref(), unflushed) {
             self.stop_commits(format!("commit I/O failed: {e}"));
+            return answer_once(Err(e), &mut durable);
+        }
+        self.lock().sealed_durable(&sealed);
+        let _ = answer_once(Ok(()), &mut durable);
+        if let Err(e) = sealed.write_home(self.dev.as_ref()) {
+            // The transaction is durable in the journal; the next mount
+            // replays it. Commits stop so the journal is not overwritten.
+            self.stop_commits(format!("checkpoint I/O failed: {e}"));
             return Err(e);
         }
         self.lock().sealed_done(sealed);
@@ -136,4 +186,12 @@ impl Fs {
         let _gate = self.gate.write();
         self.lock().retire_journal()
     }
+}
+
+/// Calls the pending `durable` (if not yet called) with `result`; returns it.
+fn answer_once<F: FnOnce(&Result<()>)>(result: Result<()>, durable: &mut Option<F>) -> Result<()> {
+    if let Some(durable) = durable.take() {
+        durable(&result);
+    }
+    result
 }

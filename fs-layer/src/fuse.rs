@@ -116,22 +116,18 @@ impl VexFuse {
     /// is full.
     fn answer_after_commit(&self, what: &'static str, reply: ReplyEmpty) {
         let needed = self.fs.transaction_now();
-        let result = match self.fs.try_commit_through(needed) {
-            Some(result) => result,
-            None => {
-                let answer: committer::Answer = Box::new(move |result| match result {
-                    Ok(()) => reply.ok(),
-                    Err(e) => reply.error(errno_ref(what, e)),
-                });
-                match self.committer.after_commit(needed, answer) {
-                    Ok(()) => return,
-                    Err(answer) => return answer(&self.fs.commit_through(needed)),
-                }
-            }
-        };
-        match result {
+        let answer: committer::Answer = Box::new(move |result| match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(what, e)),
+            Err(e) => reply.error(errno_ref(what, e)),
+        });
+        // Answered as soon as the commit is durable, before its checkpoint.
+        let Some(answer) = self.fs.try_commit_through_then(needed, answer) else {
+            return;
+        };
+        if let Err(answer) = self.committer.after_commit(needed, answer) {
+            // The queue is full: this worker waits. A failed checkpoint
+            // stopped commits and was logged; the answer had its outcome.
+            let _ = self.fs.commit_through_then(needed, answer);
         }
     }
 }

@@ -629,6 +629,12 @@ impl Store {
         })
     }
 
+    /// The sealed transaction is durable (its journal write and the flush
+    /// after it returned); its checkpoint may still be under way.
+    pub fn sealed_durable(&mut self, sealed: &Sealed) {
+        self.durable_transaction = sealed.transaction;
+    }
+
     /// The sealed transaction is durable and checkpointed: the blocks it
     /// freed are reusable, and its blocks are read from home again.
     pub fn sealed_done(&mut self, sealed: Sealed) {

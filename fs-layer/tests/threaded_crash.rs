@@ -155,11 +155,20 @@ fn run_thread(fs: &Fs, dev: &Recording, thread: u64, facts: &Mutex<Facts>) -> Re
                 fs.opened(vec_ino).unwrap();
             }
             _ => {
-                // fsync: this thread's vector file, then the transaction.
+                // fsync: this thread's vector file, then the transaction,
+                // acknowledged where the daemon answers an fsync: once the
+                // commit is durable, before its checkpoint.
+                let mut answered = None;
                 fs.write_back_vector_file(vec_ino)
-                    .and_then(|()| fs.commit())
+                    .and_then(|()| {
+                        fs.commit_through_then(fs.transaction_now(), |result| {
+                            if result.is_ok() {
+                                answered = Some(dev.ops());
+                            }
+                        })
+                    })
                     .map_err(|e| fail("fsync", e))?;
-                let acked = dev.ops();
+                let acked = answered.expect("a commit that succeeded answered");
                 let mut facts = facts.lock().unwrap();
                 for (name, len) in unacked.drain(..) {
                     facts.files.insert(name, (len, acked));

@@ -19,12 +19,13 @@ pub struct Sealed {
 }
 
 impl Sealed {
-    /// The commit's device I/O: flush (file data written before the seal
-    /// and the previous checkpoint become durable), journal, flush (the
-    /// transaction is durable), checkpoint. With nothing to journal, a
-    /// flush when file data is unflushed. The images go out twice from the
-    /// same buffers: no copy.
-    pub fn write(&self, dev: &dyn BlockDevice, data_unflushed: bool) -> Result<()> {
+    /// The commit's device I/O up to durability: flush (file data written
+    /// before the seal and the previous checkpoint become durable),
+    /// journal, flush (the transaction is durable). With nothing to
+    /// journal, a flush when file data is unflushed. The checkpoint
+    /// ([`write_home`](Self::write_home)) must follow before the next
+    /// commit writes the journal again.
+    pub fn write_journal(&self, dev: &dyn BlockDevice, data_unflushed: bool) -> Result<()> {
         match &self.journal {
             None if data_unflushed => dev.flush()?,
             None => {}
@@ -42,11 +43,26 @@ impl Sealed {
                 journal.push((frame.commit.0, &frame.commit.1[..]));
                 write_bufs(dev, &journal)?;
                 dev.flush()?;
-                let home: Vec<(u64, &[u8])> = images.iter().map(|(at, b)| (*at, &b[..])).collect();
-                write_bufs(dev, &home)?;
             }
         }
         Ok(())
+    }
+
+    /// The checkpoint: the journaled images written home, from the same
+    /// buffers (no copy). Made durable by the next commit's first flush.
+    pub fn write_home(&self, dev: &dyn BlockDevice) -> Result<()> {
+        if let Some((_, images)) = &self.journal {
+            let home: Vec<(u64, &[u8])> = images.iter().map(|(at, b)| (*at, &b[..])).collect();
+            write_bufs(dev, &home)?;
+        }
+        Ok(())
+    }
+
+    /// [`write_journal`](Self::write_journal), then
+    /// [`write_home`](Self::write_home).
+    pub fn write(&self, dev: &dyn BlockDevice, data_unflushed: bool) -> Result<()> {
+        self.write_journal(dev, data_unflushed)?;
+        self.write_home(dev)
     }
 
     /// Something was journaled (not only a flush).
