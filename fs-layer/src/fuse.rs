@@ -19,18 +19,18 @@ use fuser::{
 
 mod caches;
 mod convert;
+mod vector_requests;
 pub mod writeback;
 
-use self::caches::{answer_ioctl, send_invalidation, ConversionJob};
+use self::caches::send_invalidation;
 use self::convert::{attr, errno, errno_ref, kind, negative_entry, time_set, timespec};
+use self::vector_requests::ConversionJob;
 use self::writeback::WritebackCache;
 use crate::committer::{self, Committer};
 use crate::file::Stamp;
 use crate::format::{BLOCK_BYTES, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr};
-use crate::ioctl::{self, Caller};
 use crate::locks::{Mutex, Rank};
-use vexfs_uapi::VEXFS_IOC_SET_VECTOR_META;
 
 /// How long the kernel may cache names and attributes. This daemon is the
 /// only writer of its device, so the cache is never stale for long.
@@ -96,7 +96,7 @@ impl VexFuse {
         let committer = Committer::start(fs.clone())?;
         Ok(VexFuse {
             writeback: writeback_cache.then(|| Arc::new(WritebackCache::default())),
-            converter: caches::spawn_converter(fs.clone(), notifier.clone())?,
+            converter: vector_requests::spawn_converter(fs.clone(), notifier.clone())?,
             vector_sizes_told: Mutex::new(Rank::Table, HashMap::new()),
             mountpoint: mountpoint.to_path_buf(),
             fs,
@@ -697,50 +697,6 @@ impl fuser::Filesystem for VexFuse {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        let Some(handle) = self.handle(fh) else {
-            // A directory's handle, or one this daemon never issued.
-            return reply.error(match self.fs.getattr(ino.0) {
-                Ok(r) if r.is_dir() => Errno::ENOTTY,
-                _ => Errno::EBADF,
-            });
-        };
-        let caller = Caller { pid: req.pid() };
-        if let Some(cache) = &self.writeback {
-            if cmd == VEXFS_IOC_SET_VECTOR_META && self.is_plain_file(ino.0) {
-                // A plain file becoming a vector file holds no cached data
-                // (fuse/writeback.rs): refused while another handle may
-                // hold some; this handle's is written back first, off
-                // this worker.
-                let conversion = match cache.begin_conversion(ino.0, fh.0) {
-                    Ok(conversion) => conversion,
-                    Err(e) => return answer_ioctl(Err(e), cmd, ino.0, &caller, out_size, reply),
-                };
-                if cache.is_writer(fh.0) {
-                    let job = ConversionJob {
-                        ino: ino.0,
-                        caller,
-                        open_flags: handle.flags,
-                        in_data: in_data.to_vec(),
-                        out_size,
-                        reply,
-                        conversion,
-                    };
-                    if let Err(mpsc::SendError(job)) = self.converter.send(job) {
-                        job.reply.error(Errno::EIO);
-                    }
-                    return;
-                }
-                let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
-                if result.as_ref().is_ok_and(|o| o.changed) {
-                    self.invalidate(ino.0);
-                }
-                return answer_ioctl(result, cmd, ino.0, &caller, out_size, reply);
-            }
-        }
-        let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
-        if result.as_ref().is_ok_and(|o| o.changed) {
-            self.invalidate(ino.0);
-        }
-        answer_ioctl(result, cmd, ino.0, &caller, out_size, reply)
+        self.serve_ioctl(req.pid(), ino, fh, cmd, in_data, out_size, reply);
     }
 }

@@ -5,17 +5,14 @@
 //! sizes of vector files the kernel keeps itself.
 
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
-use fuser::{Errno, FileHandle, FopenFlags, INodeNo, ReplyIoctl};
+use fuser::{FileHandle, FopenFlags, INodeNo};
 
 use super::convert::open_flags;
-use super::writeback::{self, Conversion};
+use super::writeback;
 use super::{Handle, VexFuse, ATTR_TTL};
 use crate::format::{InodeRecord, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
-use crate::fs::Fs;
-use crate::ioctl::{self, Caller};
 
 /// Sends one invalidation; ENOENT means the kernel caches nothing of it.
 pub(super) fn send_invalidation(notifier: &fuser::Notifier, ino: u64, offset: i64) {
@@ -174,91 +171,5 @@ impl VexFuse {
 
     pub fn handle(&self, fh: FileHandle) -> Option<Handle> {
         self.handles.lock().get(&fh.0).copied()
-    }
-}
-
-/// A SET_VECTOR_META that turns a plain file with a cached writer into a
-/// vector file, answered by the converter thread (see `spawn_converter`).
-pub(super) struct ConversionJob {
-    pub ino: u64,
-    pub caller: Caller,
-    pub open_flags: i32,
-    pub in_data: Vec<u8>,
-    pub out_size: u32,
-    pub reply: ReplyIoctl,
-    pub conversion: Conversion,
-}
-
-/// The thread that makes the kernel write back what it cached of a file
-/// before the file becomes a vector file: a page invalidation writes
-/// dirty pages back (FUSE_WRITE, served by the workers) before dropping
-/// them. A worker that waited for those writes itself could wait for
-/// itself (`-o threads=1`), so it hands the request here and goes on.
-pub(super) fn spawn_converter(
-    fs: Arc<Fs>,
-    notifier: Arc<OnceLock<fuser::Notifier>>,
-) -> std::io::Result<mpsc::Sender<ConversionJob>> {
-    let (jobs, queue) = mpsc::channel::<ConversionJob>();
-    // Ends when the VexFuse (the only sender) is dropped.
-    std::thread::Builder::new()
-        .name("vexfs-convert".into())
-        .spawn(move || {
-            for job in queue {
-                let notifier = notifier.get();
-                if let Some(notifier) = notifier {
-                    send_invalidation(notifier, job.ino, 0);
-                }
-                let result = ioctl::handle(
-                    &fs,
-                    &job.caller,
-                    job.ino,
-                    job.open_flags,
-                    vexfs_uapi::VEXFS_IOC_SET_VECTOR_META,
-                    &job.in_data,
-                );
-                if let (Ok(outcome), Some(notifier)) = (&result, notifier) {
-                    if outcome.changed {
-                        send_invalidation(notifier, job.ino, 0);
-                    }
-                }
-                answer_ioctl(
-                    result,
-                    vexfs_uapi::VEXFS_IOC_SET_VECTOR_META,
-                    job.ino,
-                    &job.caller,
-                    job.out_size,
-                    job.reply,
-                );
-                drop(job.conversion);
-            }
-        })?;
-    Ok(jobs)
-}
-
-/// Replies to a vector ioctl with its outcome; every refusal is logged
-/// with the field it names, so the operator sees why.
-pub(super) fn answer_ioctl(
-    result: crate::Result<ioctl::Outcome>,
-    cmd: u32,
-    ino: u64,
-    caller: &Caller,
-    out_size: u32,
-    reply: ReplyIoctl,
-) {
-    match result {
-        Ok(outcome) => {
-            let mut data = outcome.reply;
-            data.truncate(out_size as usize);
-            reply.ioctl(0, &data);
-        }
-        // Not ours (isatty() and friends ask every file): no log line.
-        Err(e) if e.errno() == libc::ENOTTY => reply.error(Errno::ENOTTY),
-        Err(e) => {
-            eprintln!(
-                "vexfs: ioctl {cmd:#x} on inode {ino} from pid {}: {e}",
-                caller.pid
-            );
-            reply.error(Errno::from_i32(e.errno()))
-        }
     }
 }
