@@ -6,7 +6,6 @@
 //! beside, with what each measured. Recall lives in `vexfs-bench search`.
 
 mod cells;
-pub(crate) mod client;
 mod options;
 mod place;
 mod report;
@@ -21,11 +20,11 @@ use crate::datasets;
 use crate::fs::{catch_interrupts, check_interrupted};
 pub use cells::{errno_name, CellLatency};
 use cells::{measure_cell, Limits, Stop};
-pub use client::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
 pub use options::{command, Args};
 pub(crate) use place::remove_file;
 pub use place::{on_vexfs, Place, IMAGE_BYTES_MIN};
 pub use report::{render_table, Published, ORIGINAL_PUBLISHED};
+pub use vexfs_client::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
 
 /// The original validator's dimensions and batch sizes.
 pub const DIMS_DEFAULT: [usize; 4] = [4, 128, 512, 1024];

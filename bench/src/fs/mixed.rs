@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::workload::check_interrupted;
 use super::{OpStats, IO_BYTES};
 use crate::latency::{new_histogram, Percentiles};
-use crate::vectors::client::VectorFile;
+use vexfs_client::VectorFile;
 
 /// Threads `--threads` may ask for.
 pub const THREADS_MAX: usize = 64;

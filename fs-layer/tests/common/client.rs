@@ -1,9 +1,11 @@
-//! A small client over the uapi mirror: the vector ioctls as a test
-//! program calls them on a file in a mount.
+//! The vector ioctls as the tests call them on a file in a mount: the
+//! vexfs-client crate's requests with errnos as values, and a raw ioctl
+//! for requests no client would build.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::io::AsRawFd;
 
+pub use vexfs_client::VectorFile;
 use vexfs_uapi::*;
 
 use super::Rng;
@@ -19,24 +21,29 @@ pub fn ioctl(file: &File, cmd: u32, arg: &mut [u8]) -> Result<(), i32> {
     }
 }
 
+/// The errno of a refusal (EINVAL for one the client made itself).
+fn errno(e: std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EINVAL)
+}
+
 pub fn set_meta(file: &File, dimensions: u32, vector_count: u32) -> Result<(), i32> {
-    let info = VexfsVectorFileInfo {
-        dimensions,
-        element_type: VEXFS_VECTOR_FLOAT32,
-        vector_count,
-        ..Default::default()
-    };
-    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+    set_info(
+        file,
+        VexfsVectorFileInfo {
+            dimensions,
+            element_type: VEXFS_VECTOR_FLOAT32,
+            vector_count,
+            ..Default::default()
+        },
+    )
 }
 
 pub fn set_info(file: &File, info: VexfsVectorFileInfo) -> Result<(), i32> {
-    ioctl(file, VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
+    VectorFile::new(file).set_info(&info).map_err(errno)
 }
 
 pub fn get_meta(file: &File) -> Result<VexfsVectorFileInfo, i32> {
-    let mut bytes = [0u8; VEXFS_VECTOR_FILE_INFO_SIZE];
-    ioctl(file, VEXFS_IOC_GET_VECTOR_META, &mut bytes)?;
-    Ok(VexfsVectorFileInfo::from_bytes(&bytes))
+    VectorFile::new(file).get_meta().map_err(errno)
 }
 
 pub fn insert(
@@ -46,15 +53,9 @@ pub fn insert(
     ids: Option<&[u64]>,
     flags: u32,
 ) -> Result<(), i32> {
-    let request = VexfsBatchInsertRequest {
-        vectors_addr: rows.as_ptr() as u64,
-        vector_count: (rows.len() / dimensions as usize) as u32,
-        dimensions,
-        vector_ids_addr: ids.map(|i| i.as_ptr() as u64).unwrap_or(0),
-        flags,
-        _pad0: 0,
-    };
-    ioctl(file, VEXFS_IOC_BATCH_INSERT, &mut request.to_bytes())
+    VectorFile::new(file)
+        .batch_insert(rows, dimensions, ids, flags)
+        .map_err(errno)
 }
 
 pub fn search(
@@ -63,48 +64,20 @@ pub fn search(
     k: u32,
     search_type: u32,
 ) -> Result<Vec<(u64, f32)>, i32> {
-    let mut values = vec![0f32; k as usize];
-    let mut ids = vec![0u64; k as usize];
-    let request = VexfsVectorSearchRequest {
-        query_vector_addr: query.as_ptr() as u64,
-        dimensions: query.len() as u32,
-        k,
-        search_type,
-        results_addr: values.as_mut_ptr() as u64,
-        result_ids_addr: ids.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    let mut bytes = request.to_bytes();
-    ioctl(file, VEXFS_IOC_VECTOR_SEARCH, &mut bytes)?;
-    let count = VexfsVectorSearchRequest::from_bytes(&bytes).result_count as usize;
-    Ok(ids[..count]
-        .iter()
-        .copied()
-        .zip(values[..count].iter().copied())
-        .collect())
+    VectorFile::new(file)
+        .nearest(query, k as usize, search_type)
+        .map_err(errno)
 }
 
 pub fn delete(file: &File, ids: &[u64]) -> Result<u32, i32> {
-    let request = VexfsDeleteRequest {
-        ids_addr: ids.as_ptr() as u64,
-        id_count: ids.len() as u32,
-        ..Default::default()
-    };
-    let mut bytes = request.to_bytes();
-    ioctl(file, VEXFS_IOC_DELETE_VECTORS, &mut bytes)?;
-    Ok(VexfsDeleteRequest::from_bytes(&bytes).deleted_count)
+    VectorFile::new(file).delete(ids).map_err(errno)
 }
 
 pub fn fetch(file: &File, dimensions: u32, ids: &[u64]) -> Result<Vec<f32>, i32> {
     let mut rows = vec![0f32; ids.len() * dimensions as usize];
-    let request = VexfsGetVectorsRequest {
-        ids_addr: ids.as_ptr() as u64,
-        vectors_addr: rows.as_mut_ptr() as u64,
-        id_count: ids.len() as u32,
-        dimensions,
-        ..Default::default()
-    };
-    ioctl(file, VEXFS_IOC_GET_VECTORS, &mut request.to_bytes())?;
+    VectorFile::new(file)
+        .get_vectors(ids, dimensions, &mut rows)
+        .map_err(errno)?;
     Ok(rows)
 }
 

@@ -1,13 +1,20 @@
-//! A small ioctl client for one vector file: what a C program written
-//! against `vexfs_v2_uapi.h` does, in safe Rust. The request structs are the
-//! uapi crate's; their pointer fields are the addresses of this process's
-//! slices, which the daemon reads and writes with process_vm_readv/writev.
+//! The VexFS vector ioctls from Rust, for one vector file on a mount: what
+//! a C program written against `vexfs_v2_uapi.h` does, in safe Rust, for
+//! the benchmarks, the tests and servers. It talks to a mounted VexFS
+//! through open(2), ioctl(2) and xattrs only, never to its device.
+//!
+//! The request structs are the uapi crate's; their pointer fields are the
+//! addresses of this process's slices, which the daemon reads and writes
+//! with process_vm_readv/writev. Every count is checked against its slice
+//! before a request is built; the daemon checks the rest (limits, errnos
+//! in docs/VECTORS.md).
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 
 use vexfs_uapi::{
     VexfsBatchInsertRequest, VexfsDeleteRequest, VexfsGetVectorsRequest, VexfsVectorFileInfo,
@@ -21,10 +28,18 @@ pub const XATTR_INDEX: &str = "user.vexfs.index";
 /// Extended attribute holding the index's search parameters (`efSearch=64`).
 pub const XATTR_SEARCH: &str = "user.vexfs.search";
 
-/// A regular file on a VexFS mount, opened read-write, used as a vector file.
-pub struct VectorFile {
-    file: File,
-    path: PathBuf,
+/// Read-only extended attribute: the file's vectors, dimensions, index,
+/// metric, indexed count, tombstones, build state, one `key=value` a line.
+pub const XATTR_STATUS: &str = "user.vexfs.status";
+/// Largest xattr value VexFS stores (and so the largest read here).
+pub const XATTR_VALUE_BYTES_MAX: usize = 1536;
+
+/// A regular file on a VexFS mount used as a vector file: an owned
+/// [`File`] (from [`create`](VectorFile::create) or
+/// [`open`](VectorFile::open)) or any descriptor, borrowed ones included
+/// ([`new`](VectorFile::new) with a `&File`).
+pub struct VectorFile<F: AsFd = File> {
+    file: F,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -40,7 +55,7 @@ fn address<T>(slice: &[T]) -> u64 {
     slice.as_ptr() as u64
 }
 
-impl VectorFile {
+impl VectorFile<File> {
     /// Creates (or truncates) `path` and opens it read-write.
     pub fn create(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new()
@@ -49,23 +64,25 @@ impl VectorFile {
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Self { file })
     }
 
     /// Opens an existing vector file read-write.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        Ok(Self {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Self { file })
+    }
+}
+
+impl<F: AsFd> VectorFile<F> {
+    /// Any descriptor of a file on a VexFS mount (opened for writing for
+    /// the requests that change it, EBADF otherwise).
+    pub fn new(file: F) -> Self {
+        Self { file }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn file(&self) -> &F {
+        &self.file
     }
 
     /// One ioctl whose argument is the fixed struct `bytes` (the kernel copies
@@ -78,7 +95,7 @@ impl VectorFile {
         // the struct (each caller checks that before building it).
         let rc = unsafe {
             libc::ioctl(
-                self.file.as_raw_fd(),
+                self.file.as_fd().as_raw_fd(),
                 request as libc::Ioctl,
                 bytes.as_mut_ptr(),
             )
@@ -91,13 +108,18 @@ impl VectorFile {
 
     /// Makes the file a dense float32 vector file of `dimensions`.
     pub fn set_meta(&self, dimensions: u32) -> io::Result<()> {
-        let info = VexfsVectorFileInfo {
+        self.set_info(&VexfsVectorFileInfo {
             dimensions,
             element_type: VEXFS_VECTOR_FLOAT32,
             storage_format: VEXFS_STORAGE_DENSE,
             compression_type: VEXFS_COMPRESS_NONE,
             ..Default::default()
-        };
+        })
+    }
+
+    /// SET_VECTOR_META with every field as given (`vector_count = 0` on a
+    /// vector file of another layout drops its vectors: docs/VECTORS.md).
+    pub fn set_info(&self, info: &VexfsVectorFileInfo) -> io::Result<()> {
         self.ioctl(VEXFS_IOC_SET_VECTOR_META, &mut info.to_bytes())
     }
 
@@ -176,6 +198,23 @@ impl VectorFile {
         Ok(written)
     }
 
+    /// The `k` nearest neighbours of `query` as (id, distance), best first.
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        search_type: u32,
+    ) -> io::Result<Vec<(u64, f32)>> {
+        let mut distances = vec![0f32; k];
+        let mut ids = vec![0u64; k];
+        let written = self.search(query, search_type, &mut distances, &mut ids)?;
+        Ok(ids[..written]
+            .iter()
+            .copied()
+            .zip(distances[..written].iter().copied())
+            .collect())
+    }
+
     /// Deletes `ids`; returns how many were stored (and are now gone).
     pub fn delete(&self, ids: &[u64]) -> io::Result<u32> {
         let request = VexfsDeleteRequest {
@@ -207,16 +246,15 @@ impl VectorFile {
         self.ioctl(VEXFS_IOC_GET_VECTORS, &mut request.to_bytes())
     }
 
-    /// setxattr(2) on the file, replacing any value it had.
+    /// fsetxattr(2) on the file, replacing any value it had.
     pub fn set_xattr(&self, name: &str, value: &str) -> io::Result<()> {
-        let path = CString::new(self.path.as_os_str().as_encoded_bytes())
-            .map_err(|_| invalid(format!("{}: a NUL in the path", self.path.display())))?;
         let name = CString::new(name).map_err(|_| invalid(format!("{name:?}: a NUL")))?;
-        // SAFETY: path and name are NUL-terminated and outlive the call;
-        // value is a live buffer of value.len() bytes.
+        // SAFETY: the descriptor is open for the call, name is
+        // NUL-terminated and outlives it, value is a live buffer of
+        // value.len() bytes.
         let rc = unsafe {
-            libc::setxattr(
-                path.as_ptr(),
+            libc::fsetxattr(
+                self.file.as_fd().as_raw_fd(),
                 name.as_ptr(),
                 value.as_ptr().cast(),
                 value.len(),
@@ -229,8 +267,112 @@ impl VectorFile {
         Ok(())
     }
 
+    /// fgetxattr(2) of the file as text (at most `XATTR_VALUE_BYTES_MAX`).
+    pub fn xattr(&self, name: &str) -> io::Result<String> {
+        let name = CString::new(name).map_err(|_| invalid(format!("{name:?}: a NUL")))?;
+        let mut value = vec![0u8; XATTR_VALUE_BYTES_MAX];
+        // SAFETY: the descriptor is open for the call, name is
+        // NUL-terminated, value is a live buffer of value.len() bytes.
+        let rc = unsafe {
+            libc::fgetxattr(
+                self.file.as_fd().as_raw_fd(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        value.truncate(rc as usize);
+        String::from_utf8(value)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the xattr value is not UTF-8"))
+    }
+
+    /// `user.vexfs.status` as key -> value (vectors, dimensions, index,
+    /// metric, indexed, tombstones, building, stored_index).
+    pub fn status(&self) -> io::Result<BTreeMap<String, String>> {
+        Ok(self
+            .xattr(XATTR_STATUS)?
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    }
+
     /// fsync(2): the vectors are durable when it returns.
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
+        // SAFETY: the descriptor is open for the call.
+        if unsafe { libc::fsync(self.file.as_fd().as_raw_fd()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vexfs_uapi::{VEXFS_SEARCH_COSINE, VEXFS_SEARCH_EUCLIDEAN};
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("vexfs-client-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn counts_that_do_not_match_their_slices_are_refused_before_any_ioctl() {
+        let path = scratch("counts");
+        let file = VectorFile::create(&path).unwrap();
+        let refused = |r: io::Result<()>| r.unwrap_err().kind();
+        assert_eq!(
+            refused(file.batch_insert(&[0.0; 5], 2, None, 0)),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            refused(file.batch_insert(&[0.0; 4], 0, None, 0)),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            refused(file.batch_insert(&[0.0; 4], 2, Some(&[1]), 0)),
+            io::ErrorKind::InvalidInput
+        );
+        let (mut distances, mut ids) = (vec![0f32; 3], vec![0u64; 2]);
+        assert_eq!(
+            file.search(&[0.0; 2], VEXFS_SEARCH_EUCLIDEAN, &mut distances, &mut ids)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let mut out = vec![0f32; 3];
+        assert_eq!(
+            refused(file.get_vectors(&[1, 2], 2, &mut out)),
+            io::ErrorKind::InvalidInput
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_file_outside_vexfs_answers_enotty() {
+        let path = scratch("plain");
+        let owned = VectorFile::create(&path).unwrap();
+        // A borrowed descriptor works the same.
+        let borrowed = VectorFile::new(owned.file());
+        for file in [&VectorFile::new(owned.file()), &borrowed] {
+            assert_eq!(
+                file.get_meta().unwrap_err().raw_os_error(),
+                Some(libc::ENOTTY)
+            );
+            assert_eq!(
+                file.set_meta(4).unwrap_err().raw_os_error(),
+                Some(libc::ENOTTY)
+            );
+            assert_eq!(
+                file.nearest(&[0.0; 4], 3, VEXFS_SEARCH_COSINE)
+                    .unwrap_err()
+                    .raw_os_error(),
+                Some(libc::ENOTTY)
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }
