@@ -65,11 +65,7 @@ impl VexFuse {
                     fopen = FopenFlags::FOPEN_DIRECT_IO;
                 } else if flags & libc::O_ACCMODE != libc::O_RDONLY {
                     // Still plain once recorded? (writeback.rs, conversions)
-                    let plain = cache.opened_writer(fh, ino)
-                        && self
-                            .fs
-                            .getattr(ino)
-                            .is_ok_and(|r| r.flags & INODE_FLAG_VECTOR == 0);
+                    let plain = cache.opened_writer(fh, ino) && self.is_plain_file(ino);
                     if !plain {
                         cache.released(fh);
                         fopen = FopenFlags::FOPEN_DIRECT_IO;

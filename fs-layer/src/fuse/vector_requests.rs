@@ -37,12 +37,12 @@ impl VexFuse {
             });
         };
         let caller = Caller { pid };
-        if let Some(cache) = &self.writeback {
-            if cmd == VEXFS_IOC_SET_VECTOR_META && self.is_plain_file(ino.0) {
-                // A plain file becoming a vector file holds no cached data
-                // (fuse/writeback.rs): refused while another handle may
-                // hold some; this handle's is written back first, off
-                // this worker.
+        // A plain file becoming a vector file holds no cached data
+        // (fuse/writeback.rs): refused while another handle may hold some;
+        // this handle's is written back first, off this worker. The guard
+        // is held until the change is made.
+        let _conversion = match &self.writeback {
+            Some(cache) if cmd == VEXFS_IOC_SET_VECTOR_META && self.is_plain_file(ino.0) => {
                 let conversion = match cache.begin_conversion(ino.0, fh.0) {
                     Ok(conversion) => conversion,
                     Err(e) => return answer_ioctl(Err(e), cmd, ino.0, &caller, out_size, reply),
@@ -62,13 +62,10 @@ impl VexFuse {
                     }
                     return;
                 }
-                let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
-                if result.as_ref().is_ok_and(|o| o.changed) {
-                    self.invalidate(ino.0);
-                }
-                return answer_ioctl(result, cmd, ino.0, &caller, out_size, reply);
+                Some(conversion)
             }
-        }
+            _ => None,
+        };
         let result = ioctl::handle(&self.fs, &caller, ino.0, handle.flags, cmd, in_data);
         if result.as_ref().is_ok_and(|o| o.changed) {
             self.invalidate(ino.0);
