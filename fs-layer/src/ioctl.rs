@@ -11,6 +11,8 @@ use vexfs_uapi::*;
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::interrupt::Interrupt;
+use crate::vectors::filter::{self, Filter};
+use crate::vectors::Among;
 
 /// The process a request came from. Its buffers are reached with
 /// `process_vm_readv`/`process_vm_writev` on the pid the kernel put in the
@@ -193,8 +195,16 @@ pub fn handle(
     in_data: &[u8],
 ) -> Result<Outcome> {
     let writes = match cmd {
-        VEXFS_IOC_SET_VECTOR_META | VEXFS_IOC_BATCH_INSERT | VEXFS_IOC_DELETE_VECTORS => true,
-        VEXFS_IOC_GET_VECTOR_META | VEXFS_IOC_VECTOR_SEARCH | VEXFS_IOC_GET_VECTORS => false,
+        VEXFS_IOC_SET_VECTOR_META
+        | VEXFS_IOC_BATCH_INSERT
+        | VEXFS_IOC_DELETE_VECTORS
+        | VEXFS_IOC_SET_PAYLOADS => true,
+        VEXFS_IOC_GET_VECTOR_META
+        | VEXFS_IOC_VECTOR_SEARCH
+        | VEXFS_IOC_GET_VECTORS
+        | VEXFS_IOC_GET_PAYLOADS
+        | VEXFS_IOC_FILTERED_SEARCH
+        | VEXFS_IOC_SCROLL => false,
         _ => {
             return Err(Error::refused(
                 libc::ENOTTY,
@@ -323,6 +333,16 @@ pub fn handle(
             request.found_count = request.id_count;
             Outcome::unchanged(request.to_bytes().to_vec())
         }
+        VEXFS_IOC_SET_PAYLOADS => {
+            set_payloads(fs, caller, ino, &interrupt, in_data)?;
+            Outcome {
+                reply: Vec::new(),
+                changed: true,
+            }
+        }
+        VEXFS_IOC_GET_PAYLOADS => get_payloads(fs, caller, ino, &interrupt, in_data)?,
+        VEXFS_IOC_FILTERED_SEARCH => filtered_search(fs, caller, ino, &interrupt, in_data)?,
+        VEXFS_IOC_SCROLL => scroll(fs, caller, ino, &interrupt, in_data)?,
         _ => unreachable!("request numbers were matched above"),
     };
     if writes && outcome.changed && sync {
@@ -330,4 +350,212 @@ pub fn handle(
         fs.commit()?;
     }
     Ok(outcome)
+}
+
+/// A request's JSON filter: read from the caller (`filter_bytes` was
+/// checked against its limit) and parsed; EINVAL names what is wrong.
+fn read_filter(caller: &Caller, addr: u64, bytes: u32) -> Result<Option<Filter>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    let mut text = vec![0u8; bytes as usize];
+    caller.read_into("filter", addr, &mut text)?;
+    Filter::parse(&text)
+        .map(Some)
+        .map_err(|e| Error::refused(libc::EINVAL, format!("filter: {e}")))
+}
+
+fn set_payloads(
+    fs: &Fs,
+    caller: &Caller,
+    ino: u64,
+    interrupt: &Interrupt,
+    in_data: &[u8],
+) -> Result<()> {
+    let request = VexfsSetPayloadsRequest::from_bytes(&fixed(in_data)?);
+    limits::check_set_payloads(&request).map_err(refusal)?;
+    fs.get_vector_meta(ino)?;
+    let count = request.id_count as usize;
+    let vector_bytes = if request.vectors_addr == 0 {
+        0
+    } else {
+        count as u64 * u64::from(request.dimensions) * 4
+    };
+    let fixed_bytes = count as u64 * 12 + vector_bytes;
+    let _fixed_memory = fs.request_memory.take(fixed_bytes, interrupt)?;
+    let ids = caller.read_u64s("ids", request.ids_addr, count)?;
+    let mut lengths = vec![0u32; count];
+    // SAFETY: any 4 bytes are a valid u32; the byte view covers exactly the Vec's elements.
+    let length_bytes =
+        unsafe { std::slice::from_raw_parts_mut(lengths.as_mut_ptr() as *mut u8, count * 4) };
+    caller.read_into("payload_bytes", request.payload_bytes_addr, length_bytes)?;
+    let total = limits::check_payload_lengths(&lengths, fixed_bytes).map_err(refusal)?;
+    if total > 0 && request.payloads_addr == 0 {
+        return Err(Error::refused(
+            libc::EFAULT,
+            format!("payloads: is NULL but payload_bytes add up to {total}"),
+        ));
+    }
+    let _text_memory = fs.request_memory.take(total, interrupt)?;
+    let mut text = vec![0u8; total as usize];
+    if total > 0 {
+        caller.read_into("payloads", request.payloads_addr, &mut text)?;
+    }
+    let mut changes = Vec::with_capacity(count);
+    let mut at = 0usize;
+    for (i, (&id, &len)) in ids.iter().zip(&lengths).enumerate() {
+        let end = at + len as usize;
+        let value = if len == 0 {
+            None
+        } else {
+            Some(filter::parse_payload(&text[at..end]).map_err(|e| {
+                Error::refused(libc::EINVAL, format!("payloads[{i}] (id {id}): {e}"))
+            })?)
+        };
+        changes.push((id, value));
+        at = end;
+    }
+    let rows = if request.vectors_addr == 0 {
+        None
+    } else {
+        Some(caller.read_f32s(
+            "vectors",
+            request.vectors_addr,
+            count * request.dimensions as usize,
+        )?)
+    };
+    // The last point where a killed caller's request changes nothing.
+    interrupt.check()?;
+    fs.set_payloads(
+        ino,
+        changes,
+        rows.as_deref().map(|rows| (request.dimensions, rows)),
+        request.flags & VEXFS_PAYLOAD_MERGE != 0,
+    )
+}
+
+fn get_payloads(
+    fs: &Fs,
+    caller: &Caller,
+    ino: u64,
+    interrupt: &Interrupt,
+    in_data: &[u8],
+) -> Result<Outcome> {
+    let mut request = VexfsGetPayloadsRequest::from_bytes(&fixed(in_data)?);
+    limits::check_get_payloads(&request).map_err(refusal)?;
+    fs.get_vector_meta(ino)?;
+    let count = request.id_count as usize;
+    let _memory = fs.request_memory.take(count as u64 * 12, interrupt)?;
+    let ids = caller.read_u64s("ids", request.ids_addr, count)?;
+    let payloads = fs.get_payloads(ino, &ids)?;
+    let lengths: Vec<u32> = payloads
+        .iter()
+        .map(|p| p.as_ref().map_or(0, |t| t.len() as u32))
+        .collect();
+    let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
+    if request.buffer_addr != 0 {
+        if total > request.buffer_bytes {
+            return Err(Error::refused(
+                libc::ERANGE,
+                format!(
+                    "buffer_bytes: the payloads take {total} bytes, the buffer holds {} (ask with buffer NULL for the size)",
+                    request.buffer_bytes
+                ),
+            ));
+        }
+        let _text_memory = fs.request_memory.take(total, interrupt)?;
+        let mut text = Vec::with_capacity(total as usize);
+        for payload in payloads.iter().flatten() {
+            text.extend_from_slice(payload);
+        }
+        caller.write_from("buffer", request.buffer_addr, &text)?;
+    }
+    let length_bytes: Vec<u8> = lengths.iter().flat_map(|l| l.to_le_bytes()).collect();
+    caller.write_from("payload_bytes", request.payload_bytes_addr, &length_bytes)?;
+    request.buffer_bytes = total;
+    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
+}
+
+fn filtered_search(
+    fs: &Fs,
+    caller: &Caller,
+    ino: u64,
+    interrupt: &Interrupt,
+    in_data: &[u8],
+) -> Result<Outcome> {
+    let mut request = VexfsFilteredSearchRequest::from_bytes(&fixed(in_data)?);
+    limits::check_filtered_search(&request).map_err(refusal)?;
+    fs.get_vector_meta(ino)?;
+    let queries = u64::from(request.query_count);
+    let k = u64::from(request.k);
+    let _memory = fs.request_memory.take(
+        queries * (u64::from(request.dimensions) * 4 + k * (4 + 8) * 2)
+            + u64::from(request.filter_bytes),
+        interrupt,
+    )?;
+    let filter = read_filter(caller, request.filter_addr, request.filter_bytes)?;
+    let rows = caller.read_f32s(
+        "query_vector",
+        request.query_vector_addr,
+        (queries * u64::from(request.dimensions)) as usize,
+    )?;
+    let among = Among {
+        filter: filter.as_ref().filter(|f| !f.is_empty()),
+        exact: request.flags & VEXFS_SEARCH_EXACT != 0,
+    };
+    let answers = fs.search_points(
+        ino,
+        &rows,
+        request.k,
+        request.search_type,
+        &among,
+        interrupt,
+    )?;
+    let places = (queries * k) as usize;
+    let mut values = vec![f32::NAN.to_le_bytes(); places];
+    let mut ids = vec![VEXFS_NO_ID.to_le_bytes(); places];
+    let mut most = 0;
+    for (q, hits) in answers.iter().enumerate() {
+        most = most.max(hits.len());
+        for (j, (id, value)) in hits.iter().enumerate() {
+            values[q * k as usize + j] = value.to_le_bytes();
+            ids[q * k as usize + j] = id.to_le_bytes();
+        }
+    }
+    caller.write_from("results", request.results_addr, values.as_flattened())?;
+    caller.write_from("result_ids", request.result_ids_addr, ids.as_flattened())?;
+    request.result_count = most as u32;
+    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
+}
+
+fn scroll(
+    fs: &Fs,
+    caller: &Caller,
+    ino: u64,
+    interrupt: &Interrupt,
+    in_data: &[u8],
+) -> Result<Outcome> {
+    let mut request = VexfsScrollRequest::from_bytes(&fixed(in_data)?);
+    limits::check_scroll(&request).map_err(refusal)?;
+    fs.get_vector_meta(ino)?;
+    let _memory = fs.request_memory.take(
+        u64::from(request.limit) * 8 + u64::from(request.filter_bytes),
+        interrupt,
+    )?;
+    let filter = read_filter(caller, request.filter_addr, request.filter_bytes)?;
+    let page = fs.scroll_points(
+        ino,
+        filter.as_ref().filter(|f| !f.is_empty()),
+        request.start_id,
+        request.limit as usize,
+    )?;
+    if request.ids_addr != 0 && !page.ids.is_empty() {
+        let bytes: Vec<u8> = page.ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+        caller.write_from("ids", request.ids_addr, &bytes)?;
+    }
+    request.id_count = page.ids.len() as u32;
+    request.matching_count = u32::try_from(page.matching).unwrap_or(u32::MAX);
+    request.more = u32::from(page.next_id.is_some());
+    request.next_id = page.next_id.unwrap_or(0);
+    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
 }

@@ -525,30 +525,6 @@ fn large_files_build_their_index_in_the_background() {
     image.assert_clean();
 }
 
-/// Waits (searching, so a build can be asked for) until `done` holds for
-/// the file's `user.vexfs.status`.
-fn wait_for_status(
-    file: &File,
-    path: &std::path::Path,
-    query: &[f32],
-    what: &str,
-    done: impl Fn(&std::collections::HashMap<String, String>) -> bool,
-) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    loop {
-        let status = vector_status(path);
-        if done(&status) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "waited for {what}: {status:?}"
-        );
-        search(file, query, 10, VEXFS_SEARCH_EUCLIDEAN).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 /// Replacing or deleting vectors of a file with a graph index never makes
 /// a search wait for a rebuild: the index follows each change at once
 /// (tombstones, never returned), and is rebuilt in the background once
@@ -571,9 +547,14 @@ fn replacements_and_deletes_keep_the_index_answering() {
         insert(&file, d as u32, chunk, Some(id_chunk), 0).unwrap();
     }
     let query = data[..d].to_vec();
-    wait_for_status(&file, &path, &query, "the first build", |s| {
-        s["index"] == "HNSW32" && s["indexed"] == n.to_string()
-    });
+    wait_for_status(
+        &file,
+        &path,
+        &query,
+        VEXFS_SEARCH_EUCLIDEAN,
+        "the first build",
+        |s| s["index"] == "HNSW32" && s["indexed"] == n.to_string(),
+    );
 
     // One upsert and one delete: the index follows them, no build is asked for.
     let moved = vec![5.0f32; d];
@@ -655,9 +636,14 @@ fn replacements_and_deletes_keep_the_index_answering() {
         data.drain(at * d..(at + 1) * d);
         ids.remove(at);
     }
-    wait_for_status(&file, &path, &query, "the rebuild", |s| {
-        s["building"] == "none" && s["index"] == "HNSW32"
-    });
+    wait_for_status(
+        &file,
+        &path,
+        &query,
+        VEXFS_SEARCH_EUCLIDEAN,
+        "the rebuild",
+        |s| s["building"] == "none" && s["index"] == "HNSW32",
+    );
     let status = vector_status(&path);
     assert_eq!(status["indexed"], ids.len().to_string(), "{status:?}");
     assert!(

@@ -89,10 +89,24 @@ extern "C" {
  * (without it, such an id's vector is replaced). Not with OVERWRITE. */
 #define VEXFS_INSERT_NO_REPLACE 0x08
 
+/* SET_PAYLOADS flag (vexfs_set_payloads_request.flags): merge the given keys
+ * into the stored object instead of replacing the whole object. */
+#define VEXFS_PAYLOAD_MERGE 0x01
+/* FILTERED_SEARCH flag (vexfs_filtered_search_request.flags, not
+ * .search_type): scan every stored vector exactly instead of using the index. */
+#define VEXFS_SEARCH_EXACT 0x01
+/* The id of a result place no vector filled (its distance is a NaN). */
+#define VEXFS_NO_ID 0xFFFFFFFFFFFFFFFFULL
+
 /* Limits every request is checked against (uapi/src/limits.rs enforces them). */
 #define VEXFS_DIMENSIONS_MAX 65536
 #define VEXFS_BATCH_VECTORS_MAX 1000000
 #define VEXFS_SEARCH_K_MAX 10000
+/* Bytes of one payload (a JSON object, UTF-8) and of one filter (JSON). */
+#define VEXFS_PAYLOAD_BYTES_MAX 65536
+#define VEXFS_FILTER_BYTES_MAX 65536
+/* Queries in one FILTERED_SEARCH. */
+#define VEXFS_SEARCH_QUERIES_MAX 1024
 /* Bytes one request may move between the caller and the daemon (vectors
  * plus ids in, or distances plus ids out); larger requests get E2BIG. */
 #define VEXFS_REQUEST_BYTES_MAX (256u << 20)
@@ -162,6 +176,75 @@ struct vexfs_get_vectors_request {
 	VEXFS_U32_T flags;         /* 28: must be 0 */
 };
 
+/* 48 bytes. Set or remove the payloads of ids, optionally upserting their
+ * vectors in the same step, all or nothing (VexFS extension, nr 7). */
+struct vexfs_set_payloads_request {
+	VEXFS_U64_T *ids;            /* 0:  in: id_count ids */
+	const char *payloads;        /* 8:  in: the payloads concatenated, each a JSON
+				      *     object (UTF-8); NULL only when every length is 0 */
+	VEXFS_U32_T *payload_bytes;  /* 16: in: id_count lengths; 0 = remove that id's payload */
+	union { /* 24: in, optional: NULL = payloads only (every id must be stored
+		 * already); else id_count * dimensions elements, upserted with them */
+		float *vectors;
+		VEXFS_U32_T *vectors_bits;
+	};
+	VEXFS_U32_T id_count;        /* 32: 1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T dimensions;      /* 36: the file's when vectors != NULL, else 0 */
+	VEXFS_U32_T flags;           /* 40: VEXFS_PAYLOAD_MERGE or 0 */
+	VEXFS_U32_T reserved;        /* 44: must be 0 */
+};
+
+/* 40 bytes. Fetch the payloads of ids (VexFS extension, nr 8). A buffer too
+ * small gets ERANGE and nothing written: call with buffer NULL to learn the size. */
+struct vexfs_get_payloads_request {
+	VEXFS_U64_T *ids;            /* 0:  in: id_count ids, each stored (else ENOENT) */
+	char *buffer;                /* 8:  out: the payloads concatenated in the order of
+				      *     ids; NULL = lengths only */
+	VEXFS_U32_T *payload_bytes;  /* 16: out: id_count lengths; 0 = the id has no payload */
+	VEXFS_U64_T buffer_bytes;    /* 24: in: the buffer's size; out: bytes the payloads take */
+	VEXFS_U32_T id_count;        /* 32: 1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T flags;           /* 36: must be 0 */
+};
+
+/* 64 bytes. k-nearest-neighbour queries restricted to the ids whose payload
+ * matches a filter (VexFS extension, nr 9). */
+struct vexfs_filtered_search_request {
+	union { /* 0: in: query_count * dimensions elements */
+		float *query_vector;
+		VEXFS_U32_T *query_vector_bits;
+	};
+	union { /* 8: out: query_count * k distances, each query's best first */
+		float *results;
+		VEXFS_U32_T *results_bits;
+	};
+	VEXFS_U64_T *result_ids;     /* 16: out: query_count * k ids; an unused place
+				      *     gets VEXFS_NO_ID and a NaN distance */
+	const char *filter;          /* 24: in: JSON filter (docs/VECTORS.md); NULL = none */
+	VEXFS_U32_T filter_bytes;    /* 32: 0 when filter is NULL, else 1..VEXFS_FILTER_BYTES_MAX */
+	VEXFS_U32_T dimensions;      /* 36 */
+	VEXFS_U32_T k;               /* 40: 1..VEXFS_SEARCH_K_MAX */
+	VEXFS_U32_T search_type;     /* 44: VEXFS_SEARCH_EUCLIDEAN, _COSINE or _DOT_PRODUCT */
+	VEXFS_U32_T query_count;     /* 48: 1..VEXFS_SEARCH_QUERIES_MAX */
+	VEXFS_U32_T flags;           /* 52: VEXFS_SEARCH_EXACT or 0 */
+	VEXFS_U32_T result_count;    /* 56: out: the most results any query got (<= k) */
+	VEXFS_U32_T reserved;        /* 60: must be 0 */
+};
+
+/* 56 bytes. One page of the ids whose payload matches a filter, ascending,
+ * or only their count (VexFS extension, nr 27). */
+struct vexfs_scroll_request {
+	const char *filter;          /* 0:  in: JSON filter; NULL = every id */
+	VEXFS_U64_T *ids;            /* 8:  out: up to limit matching ids; NULL = count only */
+	VEXFS_U64_T start_id;        /* 16: in: the smallest id to consider */
+	VEXFS_U64_T next_id;         /* 24: out: where the next page starts when more = 1 */
+	VEXFS_U32_T filter_bytes;    /* 32: 0 when filter is NULL, else 1..VEXFS_FILTER_BYTES_MAX */
+	VEXFS_U32_T limit;           /* 36: 0 when ids is NULL, else 1..VEXFS_BATCH_VECTORS_MAX */
+	VEXFS_U32_T id_count;        /* 40: out: ids written */
+	VEXFS_U32_T matching_count;  /* 44: out: ids >= start_id that match, in all */
+	VEXFS_U32_T more;            /* 48: out: 1 when matching ids remain from next_id on */
+	VEXFS_U32_T flags;           /* 52: must be 0 */
+};
+
 #define VEXFS_IOC_SET_VECTOR_META _IOW(VEXFS_IOC_MAGIC, 1, struct vexfs_vector_file_info)
 #define VEXFS_IOC_GET_VECTOR_META _IOR(VEXFS_IOC_MAGIC, 2, struct vexfs_vector_file_info)
 #define VEXFS_IOC_VECTOR_SEARCH _IOWR(VEXFS_IOC_MAGIC, 3, struct vexfs_vector_search_request)
@@ -169,12 +252,20 @@ struct vexfs_get_vectors_request {
 /* Extensions. Numbers 10..26 are avoided: old experimental VexFS builds used them. */
 #define VEXFS_IOC_DELETE_VECTORS _IOWR(VEXFS_IOC_MAGIC, 5, struct vexfs_delete_request)
 #define VEXFS_IOC_GET_VECTORS _IOWR(VEXFS_IOC_MAGIC, 6, struct vexfs_get_vectors_request)
+#define VEXFS_IOC_SET_PAYLOADS _IOW(VEXFS_IOC_MAGIC, 7, struct vexfs_set_payloads_request)
+#define VEXFS_IOC_GET_PAYLOADS _IOWR(VEXFS_IOC_MAGIC, 8, struct vexfs_get_payloads_request)
+#define VEXFS_IOC_FILTERED_SEARCH _IOWR(VEXFS_IOC_MAGIC, 9, struct vexfs_filtered_search_request)
+#define VEXFS_IOC_SCROLL _IOWR(VEXFS_IOC_MAGIC, 27, struct vexfs_scroll_request)
 
 #define VEXFS_VECTOR_FILE_INFO_SIZE 40
 #define VEXFS_VECTOR_SEARCH_REQUEST_SIZE 48
 #define VEXFS_BATCH_INSERT_REQUEST_SIZE 32
 #define VEXFS_DELETE_REQUEST_SIZE 24
 #define VEXFS_GET_VECTORS_REQUEST_SIZE 32
+#define VEXFS_SET_PAYLOADS_REQUEST_SIZE 48
+#define VEXFS_GET_PAYLOADS_REQUEST_SIZE 40
+#define VEXFS_FILTERED_SEARCH_REQUEST_SIZE 64
+#define VEXFS_SCROLL_REQUEST_SIZE 56
 
 /* Bytes of vector data and of ids for a batch (float32 elements). */
 #define VEXFS_VECTOR_DATA_SIZE(dimensions, count) ((dimensions) * (count) * sizeof(float))
@@ -236,12 +327,67 @@ VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, vectors) ==
 VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, id_count) == 16, "get.id_count");
 VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_vectors_request, found_count) == 24, "get.found_count");
 
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_set_payloads_request) == VEXFS_SET_PAYLOADS_REQUEST_SIZE,
+		    "vexfs_set_payloads_request must be 48 bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, ids) == 0, "set_payloads.ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, payloads) == 8, "set_payloads.payloads");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, payload_bytes) == 16, "set_payloads.payload_bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, vectors) == 24, "set_payloads.vectors");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, vectors_bits) == 24, "set_payloads.vectors_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, id_count) == 32, "set_payloads.id_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, dimensions) == 36, "set_payloads.dimensions");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, flags) == 40, "set_payloads.flags");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_set_payloads_request, reserved) == 44, "set_payloads.reserved");
+
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_get_payloads_request) == VEXFS_GET_PAYLOADS_REQUEST_SIZE,
+		    "vexfs_get_payloads_request must be 40 bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, ids) == 0, "get_payloads.ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, buffer) == 8, "get_payloads.buffer");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, payload_bytes) == 16, "get_payloads.payload_bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, buffer_bytes) == 24, "get_payloads.buffer_bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, id_count) == 32, "get_payloads.id_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_get_payloads_request, flags) == 36, "get_payloads.flags");
+
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_filtered_search_request) == VEXFS_FILTERED_SEARCH_REQUEST_SIZE,
+		    "vexfs_filtered_search_request must be 64 bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, query_vector) == 0, "filtered_search.query_vector");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, query_vector_bits) == 0, "filtered_search.query_vector_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, results) == 8, "filtered_search.results");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, results_bits) == 8, "filtered_search.results_bits");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, result_ids) == 16, "filtered_search.result_ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, filter) == 24, "filtered_search.filter");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, filter_bytes) == 32, "filtered_search.filter_bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, dimensions) == 36, "filtered_search.dimensions");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, k) == 40, "filtered_search.k");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, search_type) == 44, "filtered_search.search_type");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, query_count) == 48, "filtered_search.query_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, flags) == 52, "filtered_search.flags");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, result_count) == 56, "filtered_search.result_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_filtered_search_request, reserved) == 60, "filtered_search.reserved");
+
+VEXFS_STATIC_ASSERT(sizeof(struct vexfs_scroll_request) == VEXFS_SCROLL_REQUEST_SIZE,
+		    "vexfs_scroll_request must be 56 bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, filter) == 0, "scroll.filter");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, ids) == 8, "scroll.ids");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, start_id) == 16, "scroll.start_id");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, next_id) == 24, "scroll.next_id");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, filter_bytes) == 32, "scroll.filter_bytes");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, limit) == 36, "scroll.limit");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, id_count) == 40, "scroll.id_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, matching_count) == 44, "scroll.matching_count");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, more) == 48, "scroll.more");
+VEXFS_STATIC_ASSERT(VEXFS_OFFSETOF(struct vexfs_scroll_request, flags) == 52, "scroll.flags");
+
 VEXFS_STATIC_ASSERT(VEXFS_IOC_SET_VECTOR_META == 0x40285601, "VEXFS_IOC_SET_VECTOR_META");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_VECTOR_META == 0x80285602, "VEXFS_IOC_GET_VECTOR_META");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_VECTOR_SEARCH == 0xc0305603, "VEXFS_IOC_VECTOR_SEARCH");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_BATCH_INSERT == 0x40205604, "VEXFS_IOC_BATCH_INSERT");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_DELETE_VECTORS == 0xc0185605, "VEXFS_IOC_DELETE_VECTORS");
 VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_VECTORS == 0xc0205606, "VEXFS_IOC_GET_VECTORS");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_SET_PAYLOADS == 0x40305607, "VEXFS_IOC_SET_PAYLOADS");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_GET_PAYLOADS == 0xc0285608, "VEXFS_IOC_GET_PAYLOADS");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_FILTERED_SEARCH == 0xc0405609, "VEXFS_IOC_FILTERED_SEARCH");
+VEXFS_STATIC_ASSERT(VEXFS_IOC_SCROLL == 0xc038561b, "VEXFS_IOC_SCROLL");
 #endif /* LP64 */
 #endif /* __ASSEMBLY__ */
 

@@ -79,6 +79,38 @@ int main(void) {
     VAL(VEXFS_VALID_DIMENSIONS(0)); VAL(VEXFS_VALID_DIMENSIONS(65536)); VAL(VEXFS_VALID_DIMENSIONS(65537));
     VAL(VEXFS_VALID_COUNT(0)); VAL(VEXFS_VALID_COUNT(1000000)); VAL(VEXFS_VALID_COUNT(1000001));
     VAL(vexfs_float_to_bits(1.5f)); VAL(vexfs_float_to_bits(-0.0f));
+    SIZE(vexfs_set_payloads_request);
+    OFF(vexfs_set_payloads_request, ids); OFF(vexfs_set_payloads_request, payloads);
+    OFF(vexfs_set_payloads_request, payload_bytes); OFF(vexfs_set_payloads_request, vectors);
+    OFF(vexfs_set_payloads_request, vectors_bits); OFF(vexfs_set_payloads_request, id_count);
+    OFF(vexfs_set_payloads_request, dimensions); OFF(vexfs_set_payloads_request, flags);
+    OFF(vexfs_set_payloads_request, reserved);
+    SIZE(vexfs_get_payloads_request);
+    OFF(vexfs_get_payloads_request, ids); OFF(vexfs_get_payloads_request, buffer);
+    OFF(vexfs_get_payloads_request, payload_bytes); OFF(vexfs_get_payloads_request, buffer_bytes);
+    OFF(vexfs_get_payloads_request, id_count); OFF(vexfs_get_payloads_request, flags);
+    SIZE(vexfs_filtered_search_request);
+    OFF(vexfs_filtered_search_request, query_vector);
+    OFF(vexfs_filtered_search_request, query_vector_bits);
+    OFF(vexfs_filtered_search_request, results); OFF(vexfs_filtered_search_request, results_bits);
+    OFF(vexfs_filtered_search_request, result_ids); OFF(vexfs_filtered_search_request, filter);
+    OFF(vexfs_filtered_search_request, filter_bytes);
+    OFF(vexfs_filtered_search_request, dimensions); OFF(vexfs_filtered_search_request, k);
+    OFF(vexfs_filtered_search_request, search_type);
+    OFF(vexfs_filtered_search_request, query_count); OFF(vexfs_filtered_search_request, flags);
+    OFF(vexfs_filtered_search_request, result_count); OFF(vexfs_filtered_search_request, reserved);
+    SIZE(vexfs_scroll_request);
+    OFF(vexfs_scroll_request, filter); OFF(vexfs_scroll_request, ids);
+    OFF(vexfs_scroll_request, start_id); OFF(vexfs_scroll_request, next_id);
+    OFF(vexfs_scroll_request, filter_bytes); OFF(vexfs_scroll_request, limit);
+    OFF(vexfs_scroll_request, id_count); OFF(vexfs_scroll_request, matching_count);
+    OFF(vexfs_scroll_request, more); OFF(vexfs_scroll_request, flags);
+    VAL(VEXFS_IOC_SET_PAYLOADS); VAL(VEXFS_IOC_GET_PAYLOADS); VAL(VEXFS_IOC_FILTERED_SEARCH);
+    VAL(VEXFS_IOC_SCROLL); VAL(VEXFS_SET_PAYLOADS_REQUEST_SIZE);
+    VAL(VEXFS_GET_PAYLOADS_REQUEST_SIZE); VAL(VEXFS_FILTERED_SEARCH_REQUEST_SIZE);
+    VAL(VEXFS_SCROLL_REQUEST_SIZE); VAL(VEXFS_PAYLOAD_BYTES_MAX); VAL(VEXFS_FILTER_BYTES_MAX);
+    VAL(VEXFS_SEARCH_QUERIES_MAX); VAL(VEXFS_PAYLOAD_MERGE); VAL(VEXFS_SEARCH_EXACT);
+    VAL(VEXFS_NO_ID);
     return vexfs_bits_to_float(0x3fc00000u) == 1.5f ? 0 : 1;
 }
 "#;
@@ -356,6 +388,210 @@ fn c_and_rust_agree_on_sizes_offsets_codes_and_limits() {
         ),
         ("vexfs_float_to_bits(1.5f)", 1.5f32.to_bits().into()),
         ("vexfs_float_to_bits(-0.0f)", (-0.0f32).to_bits().into()),
+        (
+            "vexfs_set_payloads_request",
+            size_of::<VexfsSetPayloadsRequest>() as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.ids",
+            offset_of!(VexfsSetPayloadsRequest, ids_addr) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.payloads",
+            offset_of!(VexfsSetPayloadsRequest, payloads_addr) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.payload_bytes",
+            offset_of!(VexfsSetPayloadsRequest, payload_bytes_addr) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.vectors",
+            offset_of!(VexfsSetPayloadsRequest, vectors_addr) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.vectors_bits",
+            offset_of!(VexfsSetPayloadsRequest, vectors_addr) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.id_count",
+            offset_of!(VexfsSetPayloadsRequest, id_count) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.dimensions",
+            offset_of!(VexfsSetPayloadsRequest, dimensions) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.flags",
+            offset_of!(VexfsSetPayloadsRequest, flags) as u64,
+        ),
+        (
+            "vexfs_set_payloads_request.reserved",
+            offset_of!(VexfsSetPayloadsRequest, reserved) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request",
+            size_of::<VexfsGetPayloadsRequest>() as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.ids",
+            offset_of!(VexfsGetPayloadsRequest, ids_addr) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.buffer",
+            offset_of!(VexfsGetPayloadsRequest, buffer_addr) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.payload_bytes",
+            offset_of!(VexfsGetPayloadsRequest, payload_bytes_addr) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.buffer_bytes",
+            offset_of!(VexfsGetPayloadsRequest, buffer_bytes) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.id_count",
+            offset_of!(VexfsGetPayloadsRequest, id_count) as u64,
+        ),
+        (
+            "vexfs_get_payloads_request.flags",
+            offset_of!(VexfsGetPayloadsRequest, flags) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request",
+            size_of::<VexfsFilteredSearchRequest>() as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.query_vector",
+            offset_of!(VexfsFilteredSearchRequest, query_vector_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.query_vector_bits",
+            offset_of!(VexfsFilteredSearchRequest, query_vector_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.results",
+            offset_of!(VexfsFilteredSearchRequest, results_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.results_bits",
+            offset_of!(VexfsFilteredSearchRequest, results_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.result_ids",
+            offset_of!(VexfsFilteredSearchRequest, result_ids_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.filter",
+            offset_of!(VexfsFilteredSearchRequest, filter_addr) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.filter_bytes",
+            offset_of!(VexfsFilteredSearchRequest, filter_bytes) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.dimensions",
+            offset_of!(VexfsFilteredSearchRequest, dimensions) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.k",
+            offset_of!(VexfsFilteredSearchRequest, k) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.search_type",
+            offset_of!(VexfsFilteredSearchRequest, search_type) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.query_count",
+            offset_of!(VexfsFilteredSearchRequest, query_count) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.flags",
+            offset_of!(VexfsFilteredSearchRequest, flags) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.result_count",
+            offset_of!(VexfsFilteredSearchRequest, result_count) as u64,
+        ),
+        (
+            "vexfs_filtered_search_request.reserved",
+            offset_of!(VexfsFilteredSearchRequest, reserved) as u64,
+        ),
+        (
+            "vexfs_scroll_request",
+            size_of::<VexfsScrollRequest>() as u64,
+        ),
+        (
+            "vexfs_scroll_request.filter",
+            offset_of!(VexfsScrollRequest, filter_addr) as u64,
+        ),
+        (
+            "vexfs_scroll_request.ids",
+            offset_of!(VexfsScrollRequest, ids_addr) as u64,
+        ),
+        (
+            "vexfs_scroll_request.start_id",
+            offset_of!(VexfsScrollRequest, start_id) as u64,
+        ),
+        (
+            "vexfs_scroll_request.next_id",
+            offset_of!(VexfsScrollRequest, next_id) as u64,
+        ),
+        (
+            "vexfs_scroll_request.filter_bytes",
+            offset_of!(VexfsScrollRequest, filter_bytes) as u64,
+        ),
+        (
+            "vexfs_scroll_request.limit",
+            offset_of!(VexfsScrollRequest, limit) as u64,
+        ),
+        (
+            "vexfs_scroll_request.id_count",
+            offset_of!(VexfsScrollRequest, id_count) as u64,
+        ),
+        (
+            "vexfs_scroll_request.matching_count",
+            offset_of!(VexfsScrollRequest, matching_count) as u64,
+        ),
+        (
+            "vexfs_scroll_request.more",
+            offset_of!(VexfsScrollRequest, more) as u64,
+        ),
+        (
+            "vexfs_scroll_request.flags",
+            offset_of!(VexfsScrollRequest, flags) as u64,
+        ),
+        ("VEXFS_IOC_SET_PAYLOADS", VEXFS_IOC_SET_PAYLOADS.into()),
+        ("VEXFS_IOC_GET_PAYLOADS", VEXFS_IOC_GET_PAYLOADS.into()),
+        (
+            "VEXFS_IOC_FILTERED_SEARCH",
+            VEXFS_IOC_FILTERED_SEARCH.into(),
+        ),
+        ("VEXFS_IOC_SCROLL", VEXFS_IOC_SCROLL.into()),
+        (
+            "VEXFS_SET_PAYLOADS_REQUEST_SIZE",
+            VEXFS_SET_PAYLOADS_REQUEST_SIZE as u64,
+        ),
+        (
+            "VEXFS_GET_PAYLOADS_REQUEST_SIZE",
+            VEXFS_GET_PAYLOADS_REQUEST_SIZE as u64,
+        ),
+        (
+            "VEXFS_FILTERED_SEARCH_REQUEST_SIZE",
+            VEXFS_FILTERED_SEARCH_REQUEST_SIZE as u64,
+        ),
+        (
+            "VEXFS_SCROLL_REQUEST_SIZE",
+            VEXFS_SCROLL_REQUEST_SIZE as u64,
+        ),
+        ("VEXFS_PAYLOAD_BYTES_MAX", limits::PAYLOAD_BYTES_MAX.into()),
+        ("VEXFS_FILTER_BYTES_MAX", limits::FILTER_BYTES_MAX.into()),
+        (
+            "VEXFS_SEARCH_QUERIES_MAX",
+            limits::SEARCH_QUERIES_MAX.into(),
+        ),
+        ("VEXFS_PAYLOAD_MERGE", VEXFS_PAYLOAD_MERGE.into()),
+        ("VEXFS_SEARCH_EXACT", VEXFS_SEARCH_EXACT.into()),
+        ("VEXFS_NO_ID", VEXFS_NO_ID),
     ];
     let mut mismatches = Vec::new();
     for (name, rust_value) in &rust {
@@ -383,17 +619,31 @@ const BOTH_GENERATIONS: &str = r#"
 int older(float *v, float *q, float *d, uint64_t *ids) {
     struct vexfs_batch_insert_request ins = { 0 };
     struct vexfs_vector_search_request s = { 0 };
+    struct vexfs_set_payloads_request p = { 0 };
+    struct vexfs_filtered_search_request f = { 0 };
     ins.vectors = v; ins.vector_count = 1; ins.dimensions = 4; ins.vector_ids = ids;
     ins.flags = VEXFS_INSERT_APPEND;
     s.query_vector = q; s.results = d; s.result_ids = ids; s.k = 1; s.dimensions = 4;
-    return (int)(ins.vector_count + s.k);
+    p.ids = ids; p.payloads = "{}"; p.vectors = v; p.flags = VEXFS_PAYLOAD_MERGE;
+    f.query_vector = q; f.results = d; f.result_ids = ids; f.filter = "{}";
+    f.flags = VEXFS_SEARCH_EXACT;
+    return (int)(ins.vector_count + s.k + p.flags + f.flags);
 }
-int newer(__u32 *v, __u32 *q, __u32 *d, __u64 *ids) {
+int newer(__u32 *v, __u32 *q, __u32 *d, __u64 *ids, char *buffer) {
     struct vexfs_batch_insert_request ins = { 0 };
     struct vexfs_vector_search_request s = { 0 };
+    struct vexfs_set_payloads_request p = { 0 };
+    struct vexfs_get_payloads_request g = { 0 };
+    struct vexfs_filtered_search_request f = { 0 };
+    struct vexfs_scroll_request sc = { 0 };
     ins.vectors_bits = v; ins.vector_ids = ids;
     s.query_vector_bits = q; s.results_bits = d; s.result_ids = ids;
-    return (int)(ins.flags + s.result_count);
+    p.vectors_bits = v; p.payload_bytes = q;
+    g.ids = ids; g.buffer = buffer; g.payload_bytes = d;
+    f.query_vector_bits = q; f.results_bits = d;
+    sc.ids = ids; sc.start_id = ids[0];
+    return (int)(ins.flags + s.result_count + p.id_count + g.id_count + f.result_count
+                 + (sc.next_id == VEXFS_NO_ID));
 }
 "#;
 

@@ -1,6 +1,7 @@
 //! fsck of vector files (FORMAT.md §13): the VectorMeta item against its
 //! inode, the file's size, the mapping of the live regions, the ids (unique),
-//! the stored index (crc32c) and the header block's magic.
+//! the stored index (crc32c), the payloads (§13.6) and the header block's
+//! magic.
 //!
 //! The item is authoritative; the header block is an advisory copy that a
 //! write-back cut by a crash may leave newer than the item, so only its magic
@@ -14,6 +15,7 @@ use super::Check;
 use crate::error::Error;
 use crate::format::{Extent, InodeRecord, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::vectors::layout::{self, VectorMeta, HEADER_MAGIC};
+use crate::vectors::payloads::Payloads;
 use crate::vectors::spec::IndexSpec;
 use crate::vectors::stored;
 
@@ -205,15 +207,24 @@ impl VectorFileCheck<'_> {
         let (ino, meta) = (self.ino, self.meta);
         // index_bytes is not bounded by decode: add with care.
         let index_end = meta.index_offset.checked_add(meta.index_bytes);
+        // decode bounded payload_bytes; the region starts after the index.
+        let payload_offset = index_end
+            .and_then(|end| end.checked_add(BLOCK_BYTES_U64 - 1))
+            .map(|end| end / BLOCK_BYTES_U64 * BLOCK_BYTES_U64);
+        let file_end = if meta.payload_bytes > 0 {
+            payload_offset.and_then(|at| at.checked_add(meta.payload_bytes))
+        } else {
+            index_end
+        };
         if size < meta.index_offset {
             self.c.problem(format!(
                 "inode {ino}: vector file is {size} bytes, shorter than its index offset {}",
                 meta.index_offset
             ));
-        } else if index_end != Some(size) {
+        } else if file_end != Some(size) {
             self.c.problem(format!(
-                "inode {ino}: vector file is {size} bytes, but its stored index is {} bytes at {}",
-                meta.index_bytes, meta.index_offset
+                "inode {ino}: vector file is {size} bytes, but its stored index is {} bytes at {} and its payloads {} bytes after it",
+                meta.index_bytes, meta.index_offset, meta.payload_bytes
             ));
         }
         // decode checked vector_count <= capacity, so these fit like the regions.
@@ -223,12 +234,21 @@ impl VectorFileCheck<'_> {
         let ids_mapped = self.mapped("vector ids", meta.ids_offset, ids_bytes);
         let index_mapped =
             index_end.is_some() && self.mapped("stored index", meta.index_offset, meta.index_bytes);
-        if rows_mapped && ids_mapped {
+        let payloads_mapped = file_end.is_some()
+            && self.mapped("payloads", payload_offset.unwrap_or(0), meta.payload_bytes);
+        let ids = if rows_mapped && ids_mapped {
             // Mapped, so the ids are on the device: their count is bounded by its size.
-            self.ids_unique();
-        }
+            self.ids_unique()
+        } else {
+            None
+        };
         if index_mapped && meta.index_bytes > 0 {
             self.index_crc();
+        }
+        if let (true, Some(ids), Some(at)) = (payloads_mapped, ids, payload_offset) {
+            if meta.payload_bytes > 0 {
+                self.payloads(at, &ids);
+            }
         }
         self.header_magic();
     }
@@ -253,8 +273,34 @@ impl VectorFileCheck<'_> {
         }
     }
 
-    /// Every live slot holds a different id. Memory: 16 bytes per live slot.
-    fn ids_unique(&mut self) {
+    /// The payload region (§13.6), checked as mount checks it: crc, entry
+    /// bounds and order, JSON objects, each id a live one (`ids` sorted).
+    fn payloads(&mut self, offset: u64, ids: &[u64]) {
+        let mut region = Vec::with_capacity(self.meta.payload_bytes as usize);
+        let read = self.blocks.scan(offset, self.meta.payload_bytes, |chunk| {
+            region.extend_from_slice(chunk)
+        });
+        if let Err(e) = read {
+            self.c
+                .problem(format!("inode {}: reading the payloads: {e}", self.ino));
+            return;
+        }
+        if let Err(e) = Payloads::decode(
+            &region,
+            self.meta.payload_count,
+            self.meta.payload_crc,
+            |id| ids.binary_search(&id).is_ok(),
+        ) {
+            self.c.problem(format!(
+                "inode {}: payloads ({} bytes at {offset}): {e}",
+                self.ino, self.meta.payload_bytes
+            ));
+        }
+    }
+
+    /// Every live slot holds a different id; returns the ids, sorted, when
+    /// they could be read. Memory: 16 bytes per live slot.
+    fn ids_unique(&mut self) -> Option<Vec<u64>> {
         let count = self.meta.vector_count;
         let mut ids: Vec<(u64, u64)> = Vec::with_capacity(count as usize);
         // The region starts on a block boundary, so every chunk holds whole ids.
@@ -267,7 +313,7 @@ impl VectorFileCheck<'_> {
         if let Err(e) = read {
             self.c
                 .problem(format!("inode {}: reading the vector ids: {e}", self.ino));
-            return;
+            return None;
         }
         ids.sort_unstable();
         // Of the ids held more than once, the one repeated earliest in slot
@@ -287,6 +333,7 @@ impl VectorFileCheck<'_> {
                 self.ino
             ));
         }
+        Some(ids.into_iter().map(|(id, _)| id).collect())
     }
 
     fn index_crc(&mut self) {

@@ -175,15 +175,30 @@ pub fn search_until(
     query: &[f32],
     k: usize,
     search_type: u32,
+    stop: impl FnMut() -> bool,
+) -> Option<Vec<Hit>> {
+    let slots = 0..rows.len() / dimensions.max(1);
+    search_slots_until(rows, dimensions, slots, query, k, search_type, stop)
+}
+
+/// As [`search_until`] over the rows of `slots` only (a filter's matches).
+pub fn search_slots_until(
+    rows: &[f32],
+    dimensions: usize,
+    slots: impl IntoIterator<Item = usize>,
+    query: &[f32],
+    k: usize,
+    search_type: u32,
     mut stop: impl FnMut() -> bool,
 ) -> Option<Vec<Hit>> {
     let order = best_first(search_type);
     let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
     let query_norm = norm(query);
-    for (slot, row) in rows.chunks_exact(dimensions).enumerate() {
-        if slot % STOP_CHECK_ROWS == STOP_CHECK_ROWS - 1 && stop() {
+    for (scanned, slot) in slots.into_iter().enumerate() {
+        if scanned % STOP_CHECK_ROWS == STOP_CHECK_ROWS - 1 && stop() {
             return None;
         }
+        let row = &rows[slot * dimensions..(slot + 1) * dimensions];
         let value = match search_type {
             VEXFS_SEARCH_EUCLIDEAN => l2_squared(query, row),
             VEXFS_SEARCH_COSINE => {

@@ -357,12 +357,7 @@ impl VectorIndex {
     /// The `k` best slots for `query`, best first, in the metric conventions
     /// of [`exact`]. Tombstoned labels are never among them.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, String> {
-        set_threads();
-        let query = if self.search_type == VEXFS_SEARCH_COSINE {
-            std::borrow::Cow::Owned(exact::normalized(query))
-        } else {
-            std::borrow::Cow::Borrowed(query)
-        };
+        let query = self.prepared_query(query);
         let k = k.min(self.covered.max(1));
         let tombstones = self.tombstones();
         let k_asked = match self.exclusion {
@@ -373,17 +368,65 @@ impl VectorIndex {
         let mut labels = vec![-1 as faiss_sys::idx_t; k_asked];
         let status = match (&self.labels, self.exclusion) {
             (Some(map), Exclusion::Selector | Exclusion::IvfSelector) if tombstones > 0 => {
-                self.search_live(map, &query, &mut distances, &mut labels)
+                self.search_selected(map.live_bitmap(), &query, &mut distances, &mut labels)
             }
             _ => self.faiss_search(&query, std::ptr::null(), &mut distances, &mut labels),
         };
         if status != 0 {
             return Err(last_faiss_error());
         }
+        Ok(self.hits(&labels, &distances, k))
+    }
+
+    /// [`search`](Self::search) among the slots `wanted` marks (bit s of
+    /// byte s / 8, LSB first: a filter's matches); None when this family
+    /// takes no ID selector (PQ, LSH), which leaves the caller an exact scan.
+    pub fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        wanted: &[u8],
+    ) -> Result<Option<Vec<Hit>>, String> {
+        if self.exclusion == Exclusion::OverFetch {
+            return Ok(None);
+        }
+        let query = self.prepared_query(query);
+        let label_count = self.labels.as_ref().map_or(self.covered, Labels::labels);
+        let mut bitmap = vec![0u8; label_count.div_ceil(8)];
+        for label in 0..label_count {
+            let slot = match &self.labels {
+                Some(map) => map.slot(label),
+                None => Some(label),
+            };
+            if slot.is_some_and(|s| s < self.covered && wanted[s / 8] & (1 << (s % 8)) != 0) {
+                bitmap[label / 8] |= 1 << (label % 8);
+            }
+        }
+        let k = k.min(self.covered.max(1));
+        let mut distances = vec![0f32; k];
+        let mut labels = vec![-1 as faiss_sys::idx_t; k];
+        if self.search_selected(&bitmap, &query, &mut distances, &mut labels) != 0 {
+            return Err(last_faiss_error());
+        }
+        Ok(Some(self.hits(&labels, &distances, k)))
+    }
+
+    /// The query as the index holds its rows (normalised for cosine).
+    fn prepared_query<'q>(&self, query: &'q [f32]) -> std::borrow::Cow<'q, [f32]> {
+        set_threads();
+        if self.search_type == VEXFS_SEARCH_COSINE {
+            std::borrow::Cow::Owned(exact::normalized(query))
+        } else {
+            std::borrow::Cow::Borrowed(query)
+        }
+    }
+
+    /// faiss's labels and distances as hits on slots, at most `k`.
+    fn hits(&self, labels: &[faiss_sys::idx_t], distances: &[f32], k: usize) -> Vec<Hit> {
         let cosine = self.search_type == VEXFS_SEARCH_COSINE;
-        Ok(labels
+        labels
             .iter()
-            .zip(&distances)
+            .zip(distances)
             .filter_map(|(&label, &distance)| {
                 let label = usize::try_from(label).ok()?;
                 let slot = match &self.labels {
@@ -401,7 +444,7 @@ impl VectorIndex {
                 })
             })
             .take(k)
-            .collect())
+            .collect()
     }
 
     /// One query through faiss, with `params` (NULL: the index's own);
@@ -432,19 +475,18 @@ impl VectorIndex {
         }
     }
 
-    /// A search that only live labels may answer: faiss's bitmap selector
-    /// over `map`'s live bits. Returns faiss's status.
-    fn search_live(
+    /// A search that only the labels set in `bitmap` (LSB first) may
+    /// answer: faiss's bitmap selector. Returns faiss's status.
+    fn search_selected(
         &self,
-        map: &Labels,
+        bitmap: &[u8],
         query: &[f32],
         distances: &mut [f32],
         labels: &mut [faiss_sys::idx_t],
     ) -> std::os::raw::c_int {
-        let bitmap = map.live_bitmap();
         let mut selector: *mut faiss_sys::FaissIDSelectorBitmap = std::ptr::null_mut();
-        // SAFETY: the selector keeps a pointer to `bitmap`, which `map` owns and
-        // which outlives the selector (freed below, before this returns).
+        // SAFETY: the selector keeps a pointer to `bitmap`, which the caller
+        // owns and which outlives the selector (freed below, before this returns).
         let status = unsafe {
             faiss_sys::faiss_IDSelectorBitmap_new(&mut selector, bitmap.len(), bitmap.as_ptr())
         };

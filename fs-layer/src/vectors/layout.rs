@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0            4096                     ids_offset           index_offset
-//! | header     | rows: capacity slots   | ids: capacity u64  | faiss index |
+//! | header     | rows: capacity slots   | ids: capacity u64  | faiss index | payloads |
 //! ```
 //!
 //! Rows and ids have room for `capacity` vectors; the first `vector_count`
@@ -15,9 +15,19 @@
 use crate::error::{Error, Result};
 use crate::format::{le_u32, le_u64, put_u32, put_u64, BLOCK_BYTES, BLOCK_BYTES_U64};
 
+/// Version of an item without payloads: byte for byte what files made
+/// before payloads existed carry.
 pub const VECTOR_META_VERSION: u32 = 1;
-/// Bytes of an encoded VectorMeta item before the index string.
+/// Version of an item whose file stores payloads (§13.6): the payload
+/// fields sit between the fixed fields and the index string.
+pub const VECTOR_META_VERSION_PAYLOADS: u32 = 2;
+/// Bytes of an encoded version 1 item before the index string.
 pub const VECTOR_META_FIXED_BYTES: usize = 112;
+/// Bytes of an encoded version 2 item before the index string.
+pub const VECTOR_META_FIXED_BYTES_PAYLOADS: usize = 136;
+/// Payload bytes one file may store (§13.6 region, entry headers
+/// included): the daemon keeps them in memory while the file is in use.
+pub const FILE_PAYLOAD_BYTES_MAX: u64 = 1 << 30;
 /// Longest index-factory string kept with a persisted index (also the
 /// limit on `user.vexfs.index` and `user.vexfs.search`).
 pub const INDEX_SPEC_BYTES_MAX: usize = 256;
@@ -54,7 +64,18 @@ pub const METRIC_NONE: u32 = u32::MAX;
 /// | 100 | 4 | index_crc (crc32c of the index bytes) |
 /// | 104 | 4 | index_spec_len |
 /// | 108 | 4 | index_label_map (1: a label map precedes the index, §13.5; else 0) |
-/// | 112 | n | index_spec (the factory string, UTF-8) |
+/// | 112 | n | index_spec (the factory string, UTF-8), version 1 |
+///
+/// Version 2 (the file stores payloads) puts four fields at 112 and the
+/// index string after them:
+///
+/// | off | size | field |
+/// |---|---|---|
+/// | 112 | 8 | payload_bytes (the payload region's length, > 0) |
+/// | 120 | 8 | payload_count (entries in it, 1..=vector_count) |
+/// | 128 | 4 | payload_crc (crc32c of the region) |
+/// | 132 | 4 | reserved, 0 |
+/// | 136 | n | index_spec |
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VectorMeta {
     pub dimensions: u32,
@@ -76,6 +97,10 @@ pub struct VectorMeta {
     /// The stored index begins with a map from its labels to slots.
     pub index_label_map: bool,
     pub index_spec: String,
+    /// Length of the payload region (§13.6); 0 = no payloads.
+    pub payload_bytes: u64,
+    pub payload_count: u64,
+    pub payload_crc: u32,
 }
 
 /// Bytes of one row.
@@ -123,18 +148,45 @@ impl VectorMeta {
             index_crc: 0,
             index_label_map: false,
             index_spec: String::new(),
+            payload_bytes: 0,
+            payload_count: 0,
+            payload_crc: 0,
         }
     }
 
-    /// The file's size: everything up to the end of the stored index.
+    /// Where the payload region starts: the block after the stored index.
+    pub fn payload_offset(&self) -> u64 {
+        payload_offset(self.index_offset, self.index_bytes)
+    }
+
+    /// The file's size: everything up to the end of the payload region, or
+    /// of the stored index when there are no payloads.
     pub fn file_bytes(&self) -> u64 {
-        self.index_offset + self.index_bytes
+        if self.payload_bytes > 0 {
+            self.payload_offset() + self.payload_bytes
+        } else {
+            self.index_offset + self.index_bytes
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let spec = self.index_spec.as_bytes();
-        let mut b = vec![0u8; VECTOR_META_FIXED_BYTES + spec.len()];
-        put_u32(&mut b, 0, VECTOR_META_VERSION);
+        let payloads = self.payload_bytes > 0;
+        let fixed = if payloads {
+            VECTOR_META_FIXED_BYTES_PAYLOADS
+        } else {
+            VECTOR_META_FIXED_BYTES
+        };
+        let mut b = vec![0u8; fixed + spec.len()];
+        put_u32(
+            &mut b,
+            0,
+            if payloads {
+                VECTOR_META_VERSION_PAYLOADS
+            } else {
+                VECTOR_META_VERSION
+            },
+        );
         put_u32(&mut b, 4, self.dimensions);
         put_u32(&mut b, 8, self.element_type);
         put_u32(&mut b, 12, self.storage_format);
@@ -153,7 +205,12 @@ impl VectorMeta {
         put_u32(&mut b, 100, self.index_crc);
         put_u32(&mut b, 104, spec.len() as u32);
         put_u32(&mut b, 108, u32::from(self.index_label_map));
-        b[VECTOR_META_FIXED_BYTES..].copy_from_slice(spec);
+        if payloads {
+            put_u64(&mut b, 112, self.payload_bytes);
+            put_u64(&mut b, 120, self.payload_count);
+            put_u32(&mut b, 128, self.payload_crc);
+        }
+        b[fixed..].copy_from_slice(spec);
         b
     }
 
@@ -164,18 +221,39 @@ impl VectorMeta {
             return Err(bad(format!("item is {} bytes, too short", b.len())));
         }
         let version = le_u32(b, 0);
-        if version != VECTOR_META_VERSION {
-            return Err(bad(format!("unknown version {version}")));
-        }
+        let fixed = match version {
+            VECTOR_META_VERSION => VECTOR_META_FIXED_BYTES,
+            VECTOR_META_VERSION_PAYLOADS if b.len() >= VECTOR_META_FIXED_BYTES_PAYLOADS => {
+                VECTOR_META_FIXED_BYTES_PAYLOADS
+            }
+            VECTOR_META_VERSION_PAYLOADS => {
+                return Err(bad(format!(
+                    "version 2 item is {} bytes, too short",
+                    b.len()
+                )))
+            }
+            _ => return Err(bad(format!("unknown version {version}"))),
+        };
         let spec_len = le_u32(b, 104) as usize;
-        if spec_len > INDEX_SPEC_BYTES_MAX || b.len() != VECTOR_META_FIXED_BYTES + spec_len {
+        if spec_len > INDEX_SPEC_BYTES_MAX || b.len() != fixed + spec_len {
             return Err(bad(format!(
                 "index string length {spec_len} does not match the item's {} bytes",
                 b.len()
             )));
         }
-        let index_spec = String::from_utf8(b[VECTOR_META_FIXED_BYTES..].to_vec())
+        let index_spec = String::from_utf8(b[fixed..].to_vec())
             .map_err(|_| bad("index string is not UTF-8".into()))?;
+        let (payload_bytes, payload_count, payload_crc) = if version == VECTOR_META_VERSION {
+            (0, 0, 0)
+        } else {
+            if le_u32(b, 132) != 0 {
+                return Err(bad("reserved field at 132 is not 0".into()));
+            }
+            if le_u64(b, 112) == 0 {
+                return Err(bad("a version 2 item with an empty payload region".into()));
+            }
+            (le_u64(b, 112), le_u64(b, 120), le_u32(b, 128))
+        };
         let index_label_map = match le_u32(b, 108) {
             0 => false,
             1 => true,
@@ -200,6 +278,9 @@ impl VectorMeta {
             index_crc: le_u32(b, 100),
             index_label_map,
             index_spec,
+            payload_bytes,
+            payload_count,
+            payload_crc,
         };
         meta.check().map_err(bad)?;
         Ok(meta)
@@ -230,8 +311,9 @@ impl VectorMeta {
         // not fit a VexFS file before computing them.
         let file_bytes = DATA_OFFSET as u128
             + self.capacity as u128 * (row_bytes(self.dimensions) as u128 + 8)
-            + 2 * BLOCK_BYTES as u128
-            + self.index_bytes as u128;
+            + 3 * BLOCK_BYTES as u128
+            + self.index_bytes as u128
+            + self.payload_bytes as u128;
         if file_bytes > crate::format::FILE_BYTES_MAX as u128 {
             return Err(format!(
                 "capacity {} and index of {} bytes need {file_bytes} bytes, over the largest file",
@@ -251,6 +333,20 @@ impl VectorMeta {
                 self.ids_offset, self.index_offset, self.capacity
             ));
         }
+        if self.payload_bytes > FILE_PAYLOAD_BYTES_MAX {
+            return Err(format!(
+                "payload_bytes {} is over the {FILE_PAYLOAD_BYTES_MAX} a file may store",
+                self.payload_bytes
+            ));
+        }
+        if (self.payload_bytes == 0) != (self.payload_count == 0)
+            || self.payload_count > self.vector_count
+        {
+            return Err(format!(
+                "{} payloads in {} bytes for {} vectors",
+                self.payload_count, self.payload_bytes, self.vector_count
+            ));
+        }
         if self.index_bytes > 0 && self.index_spec.is_empty() {
             return Err("an index is stored without its index string".into());
         }
@@ -262,6 +358,12 @@ impl VectorMeta {
         }
         Ok(())
     }
+}
+
+/// Where the payload region starts after an index region at
+/// `index_offset` holding `index_bytes`: the next block boundary.
+pub fn payload_offset(index_offset: u64, index_bytes: u64) -> u64 {
+    index_offset + round_up_block(index_bytes)
 }
 
 /// The advisory header block at offset 0 of a vector file (FORMAT.md §13.2):
@@ -298,6 +400,35 @@ mod tests {
         let mut over = meta.clone();
         over.vector_count = over.capacity + 1;
         assert!(VectorMeta::decode(&over.encode(), 7).is_err());
+    }
+
+    #[test]
+    fn payload_fields_make_a_version_2_item() {
+        let mut meta = VectorMeta::empty(8, 1, 0, 0, 0);
+        meta.vector_count = 3;
+        let plain = meta.encode();
+        assert_eq!(le_u32(&plain, 0), VECTOR_META_VERSION);
+        assert_eq!(plain.len(), VECTOR_META_FIXED_BYTES);
+        meta.payload_bytes = 40;
+        meta.payload_count = 2;
+        meta.payload_crc = 0xdead_beef;
+        meta.index_spec = "HNSW32".into();
+        meta.index_bytes = 5000;
+        let with = meta.encode();
+        assert_eq!(le_u32(&with, 0), VECTOR_META_VERSION_PAYLOADS);
+        assert_eq!(VectorMeta::decode(&with, 1).unwrap(), meta);
+        assert_eq!(meta.payload_offset(), meta.index_offset + 8192);
+        assert_eq!(meta.file_bytes(), meta.index_offset + 8192 + 40);
+
+        let mut more = meta.clone();
+        more.payload_count = 4; // more payloads than vectors
+        assert!(VectorMeta::decode(&more.encode(), 1).is_err());
+        let mut reserved = with.clone();
+        reserved[132] = 1;
+        assert!(VectorMeta::decode(&reserved, 1).is_err());
+        let mut empty = with;
+        empty[112..120].fill(0);
+        assert!(VectorMeta::decode(&empty, 1).is_err());
     }
 
     #[test]

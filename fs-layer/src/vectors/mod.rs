@@ -12,9 +12,12 @@
 mod builder;
 mod changes;
 pub mod exact;
+pub mod filter;
 pub mod index;
 pub mod labels;
 pub mod layout;
+pub mod payloads;
+mod points;
 mod search;
 pub mod set;
 pub mod spec;
@@ -22,6 +25,9 @@ pub mod stored;
 mod writeback;
 
 use self::writeback::Plan;
+
+pub use self::points::{PayloadChange, ScrollPage};
+pub use self::search::{Among, FILTER_INDEX_FRACTION_MIN};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +44,7 @@ use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 use self::exact::Hit;
 use self::index::{IndexChoice, VectorIndex};
 use self::layout::{VectorMeta, CAPACITY_MIN};
+use self::payloads::Payloads;
 use self::set::{InsertRefusal, VectorSet};
 
 /// Vectors one file may hold (`vector_count` is a u32 in the ABI).
@@ -58,6 +65,8 @@ pub struct VectorFile {
     /// Layout as requested, counts and regions as last written back.
     meta: VectorMeta,
     set: VectorSet,
+    /// A JSON object per id, for some of the ids in `set`.
+    payloads: Payloads,
     /// Bumped by every change to the vectors; an index covers one generation.
     generation: u64,
     index: Option<VectorIndex>,
@@ -239,7 +248,10 @@ impl VectorFile {
     }
 
     fn dirty(&self) -> bool {
-        self.set.is_dirty() || self.rewrite || self.meta.generation != self.generation
+        self.set.is_dirty()
+            || self.payloads.is_changed()
+            || self.rewrite
+            || self.meta.generation != self.generation
     }
 
     /// The in-memory index can answer `search_type` for the current vectors.
@@ -271,27 +283,62 @@ impl VectorFile {
         Ok(!self.set.is_empty())
     }
 
-    /// Exact answer by a scan of every row; EINTR when the caller is
-    /// killed meanwhile.
+    /// Exact answer by a scan of every row, or of the `among` slots only;
+    /// EINTR when the caller is killed meanwhile.
     fn scan(
         &self,
         query: &[f32],
         k: usize,
         search_type: u32,
+        among: Option<&[usize]>,
         interrupt: &Interrupt,
     ) -> Result<Vec<(u64, f32)>> {
         let dimensions = self.meta.dimensions as usize;
         let mut stopped = None;
-        let hits = exact::search_until(self.set.rows(), dimensions, query, k, search_type, || {
+        let stop = || {
             if !interrupt.due() {
                 return false;
             }
             stopped = interrupt.check().err();
             stopped.is_some()
-        });
+        };
+        let rows = self.set.rows();
+        let hits = match among {
+            None => exact::search_until(rows, dimensions, query, k, search_type, stop),
+            Some(slots) => exact::search_slots_until(
+                rows,
+                dimensions,
+                slots.iter().copied(),
+                query,
+                k,
+                search_type,
+                stop,
+            ),
+        };
         match hits {
             Some(hits) => Ok(resolve_ids(&self.set, &hits)),
             None => Err(stopped.expect("stopped only with an error")),
+        }
+    }
+
+    /// The slots whose (id, payload) `filter` matches, ascending.
+    fn matching_slots(&self, filter: &filter::Filter) -> Vec<usize> {
+        let matches = |slot: usize| {
+            let id = self.set.ids()[slot];
+            filter.matches(id, self.payloads.get(id).map(payloads::Payload::value))
+        };
+        match filter.id_candidates() {
+            Some(ids) => {
+                let mut slots: Vec<usize> = ids
+                    .iter()
+                    .filter_map(|id| self.set.slot_of(*id))
+                    .filter(|&slot| matches(slot))
+                    .collect();
+                slots.sort_unstable();
+                slots.dedup();
+                slots
+            }
+            None => (0..self.set.len()).filter(|&slot| matches(slot)).collect(),
         }
     }
 
@@ -362,7 +409,7 @@ impl Fs {
         // The rows and ids are written, never holes: the blocks the inode
         // holds bound what loading them may allocate.
         let record = self.getattr(ino)?;
-        let needed = (count as u64) * (row_bytes as u64 + 8);
+        let needed = (count as u64) * (row_bytes as u64 + 8) + meta.payload_bytes;
         if record.blocks.saturating_mul(BLOCK_BYTES_U64) < needed {
             return Err(Error::corrupt(
                 "vector file",
@@ -396,10 +443,12 @@ impl Fs {
                 "vexfs: vector file {ino}: {dropped} duplicate ids (an unsynced delete cut by a crash); keeping the first of each"
             );
         }
+        let payloads = self.load_payloads(ino, &meta, &set)?;
         Ok(VectorFile {
             generation: meta.generation + u64::from(dropped > 0),
             meta,
             set,
+            payloads,
             index: None,
             index_generation: 0,
             rewrite: false,
@@ -409,6 +458,29 @@ impl Fs {
             building: None,
             choice: Mutex::new(Rank::Table, None),
         })
+    }
+
+    /// The payload region the item describes, checked whole (FORMAT.md
+    /// §13.6); called with the file's data lock held, after the rows.
+    fn load_payloads(&self, ino: u64, meta: &VectorMeta, set: &VectorSet) -> Result<Payloads> {
+        if meta.payload_bytes == 0 {
+            return Ok(Payloads::default());
+        }
+        let region = self.read_locked(ino, meta.payload_offset(), meta.payload_bytes as usize)?;
+        if region.len() as u64 != meta.payload_bytes {
+            return Err(Error::corrupt(
+                "vector file",
+                ino,
+                format!(
+                    "the file is shorter than its {} bytes of payloads",
+                    meta.payload_bytes
+                ),
+            ));
+        }
+        Payloads::decode(&region, meta.payload_count, meta.payload_crc, |id| {
+            set.slot_of(id).is_some()
+        })
+        .map_err(|e| Error::corrupt("vector payloads", ino, e))
     }
 
     // ---- the requests ----
@@ -459,6 +531,7 @@ impl Fs {
                 let mut file = VectorFile {
                     meta: fresh(),
                     set: VectorSet::new(info.dimensions),
+                    payloads: Payloads::default(),
                     generation: 1,
                     index: None,
                     index_generation: 0,
@@ -501,6 +574,7 @@ impl Fs {
                     ));
             }
             file.set = VectorSet::new(info.dimensions);
+            file.payloads.clear();
             file.meta = fresh();
             file.rewrite = true;
             file.truncate_first = true;
@@ -527,6 +601,24 @@ impl Fs {
         self.check_writable()?;
         let shared = self.vector_file(ino)?;
         let mut file = write_lock(&shared);
+        self.insert_locked(ino, &shared, &mut file, dimensions, rows, ids, flags, 0)
+    }
+
+    /// BATCH_INSERT into `file` (write-locked), reserving `more_blocks`
+    /// beyond what the rows' write-back needs (payloads set with them):
+    /// nothing changes unless all of it is taken.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_locked(
+        &self,
+        ino: u64,
+        shared: &Arc<RwLock<VectorFile>>,
+        file: &mut VectorFile,
+        dimensions: u32,
+        rows: &[f32],
+        ids: Option<&[u64]>,
+        flags: u32,
+        more_blocks: u64,
+    ) -> Result<()> {
         if dimensions != file.meta.dimensions {
             return Err(einval(format!(
                 "dimensions: {dimensions} does not match the file's {}",
@@ -559,12 +651,14 @@ impl Fs {
         let count = (rows.len() / dimensions as usize) as u64;
         self.reserve_for_change(
             ino,
-            Plan::blocks_after_insert(&file, count, replaced.len() as u64),
+            Plan::blocks_after_insert(file, count, replaced.len() as u64) + more_blocks,
         )?;
         let outcome = file
             .set
             .insert(rows, ids, flags & VEXFS_INSERT_NO_REPLACE != 0, vectors_max);
-        self.reserve_exactly(ino, &file);
+        if more_blocks == 0 {
+            self.reserve_exactly(ino, file);
+        }
         let outcome = outcome.map_err(|refusal| match refusal {
             InsertRefusal::Exists(id) => Error::refused(
                 libc::EEXIST,
@@ -575,7 +669,7 @@ impl Fs {
         let index_was_current = file.index_generation == file.generation;
         file.changed();
         file.follow_insert(ino, &replaced, outcome.first_new_slot, index_was_current);
-        self.rebuild_if_due(ino, &shared, &mut file);
+        self.rebuild_if_due(ino, shared, file);
         Ok(())
     }
 
@@ -594,6 +688,9 @@ impl Fs {
         self.reserve_for_change(ino, Plan::blocks_after_delete(&file, stored))?;
         let index_was_current = file.index_generation == file.generation;
         let holes = file.set.delete(ids);
+        for id in ids {
+            file.payloads.remove(*id);
+        }
         file.changed();
         self.reserve_exactly(ino, &file);
         file.follow_delete(ino, &holes, index_was_current);
@@ -603,7 +700,7 @@ impl Fs {
 
     /// Reserves the blocks the next write-back of `ino` will need after a
     /// change, before the change: ENOSPC refuses the change itself.
-    fn reserve_for_change(&self, ino: u64, blocks: u64) -> Result<()> {
+    pub(super) fn reserve_for_change(&self, ino: u64, blocks: u64) -> Result<()> {
         self.reserve_write_back(ino, blocks).map_err(|e| {
             if e.errno() == libc::ENOSPC {
                 Error::refused(libc::ENOSPC, format!("vectors: {e}"))
@@ -615,7 +712,7 @@ impl Fs {
 
     /// After a change: the reservation becomes exactly what the write-back
     /// needs (no more than was reserved before it).
-    fn reserve_exactly(&self, ino: u64, file: &VectorFile) {
+    pub(super) fn reserve_exactly(&self, ino: u64, file: &VectorFile) {
         let blocks = Plan::of(file).blocks(file.meta.dimensions);
         if let Err(e) = self.lock().reserve(ino, blocks) {
             // Only a bound that was too small gets here; the write-back reserves again.

@@ -14,6 +14,7 @@ use crate::locks::RwLock;
 
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
+use super::filter::Filter;
 use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
@@ -28,6 +29,33 @@ pub(super) struct CachedChoice {
     large: bool,
     dimensions: u32,
     choice: IndexChoice,
+}
+
+/// Below this fraction of the vectors, a filter's matches are ranked by an
+/// exact scan of them rather than by the index with a selector: a graph
+/// index searched for few matches walks mostly past non-matching nodes and
+/// loses recall, while a scan of a tenth of the rows costs a tenth of a
+/// full one and is exact. (Measured in `tests/points.rs` and
+/// `vexfs-bench search --filter-selectivity`.)
+pub const FILTER_INDEX_FRACTION_MIN: f64 = 0.25;
+
+/// Which vectors a search ranks.
+#[derive(Default)]
+pub struct Among<'a> {
+    /// Only those whose (id, payload) the filter matches; None: all.
+    pub filter: Option<&'a Filter>,
+    /// Rank by an exact scan, whatever index the file has.
+    pub exact: bool,
+}
+
+/// A bitmap over `slots` slots (bit s of byte s / 8, LSB first) with the
+/// `matching` ones set.
+fn slot_bitmap(matching: &[usize], slots: usize) -> Vec<u8> {
+    let mut bitmap = vec![0u8; slots.div_ceil(8)];
+    for &slot in matching {
+        bitmap[slot / 8] |= 1 << (slot % 8);
+    }
+    bitmap
 }
 
 /// What [`Fs::prepare_index`] left behind.
@@ -60,11 +88,32 @@ impl Fs {
         search_type: u32,
         interrupt: &Interrupt,
     ) -> Result<Vec<(u64, f32)>> {
+        let mut answers =
+            self.search_points(ino, query, k, search_type, &Among::default(), interrupt)?;
+        Ok(answers.pop().unwrap_or_default())
+    }
+
+    /// The `k` best (id, value) pairs for each query in `queries` (rows of
+    /// the file's dimensions), best first, among the vectors `among`
+    /// selects. An index answers when one serves the metric and, with a
+    /// filter, its matches are not too few for it ([`FILTER_INDEX_FRACTION_MIN`]);
+    /// an exact scan of the matches answers otherwise, and whenever the
+    /// index comes back with fewer than min(k, matches).
+    pub fn search_points(
+        &self,
+        ino: u64,
+        queries: &[f32],
+        k: u32,
+        search_type: u32,
+        among: &Among<'_>,
+        interrupt: &Interrupt,
+    ) -> Result<Vec<Vec<(u64, f32)>>> {
         let file = self.vector_file(ino)?;
         let choice = {
             let guard = read_lock(&file);
-            if !guard.answers(query)? {
-                return Ok(Vec::new());
+            let d = guard.meta.dimensions as usize;
+            for query in queries.chunks(d.max(1)) {
+                guard.answers(query)?;
             }
             self.index_choice(ino, &guard)?
         };
@@ -73,20 +122,58 @@ impl Fs {
             let guard = read_lock(&file);
             // The lock was let go since the checks above: a relayout may
             // have changed the dimensions, or a truncate emptied the file.
-            if !guard.answers(query)? {
-                return Ok(Vec::new());
+            let d = guard.meta.dimensions as usize;
+            let mut any = false;
+            for query in queries.chunks(d.max(1)) {
+                any |= guard.answers(query)?;
+            }
+            let count = queries.len() / d;
+            if !any {
+                return Ok(vec![Vec::new(); count]);
+            }
+            let matching = among.filter.map(|f| guard.matching_slots(f));
+            let scan = |guard: &VectorFile, matching: Option<&[usize]>| {
+                queries
+                    .chunks(d)
+                    .map(|q| guard.scan(q, k, search_type, matching, interrupt))
+                    .collect::<Result<Vec<_>>>()
+            };
+            if let Some(m) = &matching {
+                if m.is_empty() {
+                    return Ok(vec![Vec::new(); count]);
+                }
+                if among.exact
+                    || (m.len() as f64) < FILTER_INDEX_FRACTION_MIN * guard.set.len() as f64
+                {
+                    return scan(&guard, Some(m));
+                }
+            } else if among.exact {
+                return scan(&guard, None);
             }
             if guard.index_serves(search_type, &choice) {
                 let index = guard.index.as_ref().expect("checked by index_serves");
-                let hits = index
-                    .search(query, k)
-                    .map_err(|e| Error::refused(libc::EIO, format!("faiss search failed: {e}")))?;
-                // A graph or IVF index can come back short of min(k, count)
-                // (HNSW at a k far above efSearch): the answer is then exact.
-                if hits.len() < k.min(guard.set.len()) {
-                    return guard.scan(query, k, search_type, interrupt);
+                let wanted = matching.as_deref().map(|m| slot_bitmap(m, guard.set.len()));
+                let reachable = matching.as_ref().map_or(guard.set.len(), Vec::len);
+                let mut answers = Vec::with_capacity(count);
+                for query in queries.chunks(d) {
+                    let hits = match &wanted {
+                        None => Some(index.search(query, k)),
+                        Some(bitmap) => index.search_among(query, k, bitmap).transpose(),
+                    };
+                    let hits = hits.transpose().map_err(|e| {
+                        Error::refused(libc::EIO, format!("faiss search failed: {e}"))
+                    })?;
+                    // A graph or IVF index can come back short of min(k, count)
+                    // (HNSW at a k far above efSearch, or a selective filter),
+                    // and some families take no filter: the answer is then exact.
+                    answers.push(match hits {
+                        Some(hits) if hits.len() >= k.min(reachable) => {
+                            resolve_ids(&guard.set, &hits)
+                        }
+                        _ => guard.scan(query, k, search_type, matching.as_deref(), interrupt)?,
+                    });
                 }
-                return Ok(resolve_ids(&guard.set, &hits));
+                return Ok(answers);
             }
             // The chosen index, current, but built for another metric.
             let other_metric = guard.index.as_ref().is_some_and(|i| {
@@ -105,18 +192,20 @@ impl Fs {
             {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                return guard.scan(query, k, search_type, interrupt);
+                return scan(&guard, matching.as_deref());
             }
             drop(guard);
             let mut guard = write_lock(&file);
-            if query.len() != guard.meta.dimensions as usize || guard.set.is_empty() {
+            if d != guard.meta.dimensions as usize || guard.set.is_empty() {
                 continue; // changed while no lock was held: answered above
             }
             if !guard.index_serves(search_type, &choice) {
+                // The slots may have moved while no lock was held.
+                let matching = among.filter.map(|f| guard.matching_slots(f));
                 match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
-                    Ok(Prepared::Building) => return guard.scan(query, k, search_type, interrupt),
+                    Ok(Prepared::Building) => return scan(&guard, matching.as_deref()),
                     Err(e) => {
                         guard.failed =
                             Some((choice.factory.clone(), search_type, guard.generation));
@@ -124,7 +213,7 @@ impl Fs {
                             "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                             choice.factory
                         );
-                        return guard.scan(query, k, search_type, interrupt);
+                        return scan(&guard, matching.as_deref());
                     }
                 }
             }
@@ -133,7 +222,7 @@ impl Fs {
 
     /// The index `file` wants, from its attributes; they are read again
     /// only when one changed or the file crossed the default-index size.
-    fn index_choice(&self, ino: u64, file: &VectorFile) -> Result<IndexChoice> {
+    pub(super) fn index_choice(&self, ino: u64, file: &VectorFile) -> Result<IndexChoice> {
         let large = file.set.len() >= DEFAULT_EXACT_VECTORS_MAX;
         let dimensions = file.meta.dimensions;
         // Read before the attributes: a change after this makes what is

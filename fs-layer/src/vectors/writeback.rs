@@ -9,7 +9,7 @@ use crate::format::{Key, Kind, BLOCK_BYTES_U64, INODE_FLAG_VECTOR};
 use crate::fs::{now, Fs};
 
 use super::labels::TOMBSTONES_FRACTION_MAX;
-use super::layout::{self, CAPACITY_MIN, INDEX_SPEC_BYTES_MAX};
+use super::layout::{self, VectorMeta, CAPACITY_MIN, INDEX_SPEC_BYTES_MAX};
 use super::{capacity_for, write_lock, VectorFile, WRITE_CHUNK_BYTES};
 
 impl Fs {
@@ -72,6 +72,7 @@ impl Fs {
         let file = self.vector_file(ino)?;
         let mut file = write_lock(&file);
         file.set.clear();
+        file.payloads.clear();
         let (ids_offset, index_offset) = layout::regions(file.meta.dimensions, CAPACITY_MIN);
         file.meta.capacity = CAPACITY_MIN;
         file.meta.ids_offset = ids_offset;
@@ -266,6 +267,7 @@ impl Fs {
                 meta.index_spec.clear();
             }
         }
+        self.write_payloads(ino, file, &mut meta)?;
         meta.check()
             .map_err(|e| Error::corrupt("vector metadata", ino, format!("about to write: {e}")))?;
         self.write_fresh_locked(ino, 0, &layout::header_block(&meta))?;
@@ -285,9 +287,33 @@ impl Fs {
         }
         file.meta = meta;
         file.set.mark_persisted();
+        file.payloads.mark_written();
         file.rewrite = false;
         file.truncate_first = false;
         file.stored = true;
+        Ok(())
+    }
+
+    /// The payload region (FORMAT.md §13.6) after the index as `meta` now
+    /// places it: rewritten into fresh blocks when a payload changed or the
+    /// stored index before it changed length, left alone otherwise.
+    fn write_payloads(&self, ino: u64, file: &VectorFile, meta: &mut VectorMeta) -> Result<()> {
+        let moved =
+            file.meta.payload_bytes > 0 && meta.payload_offset() != file.meta.payload_offset();
+        if !(file.payloads.is_changed() || moved || file.truncate_first) {
+            return Ok(());
+        }
+        if file.payloads.is_empty() {
+            meta.payload_bytes = 0;
+            meta.payload_count = 0;
+            meta.payload_crc = 0;
+            return Ok(());
+        }
+        let region = file.payloads.encode();
+        self.write_fresh_locked(ino, meta.payload_offset(), &region)?;
+        meta.payload_bytes = region.len() as u64;
+        meta.payload_count = file.payloads.len() as u64;
+        meta.payload_crc = crc32c::crc32c(&region);
         Ok(())
     }
 
@@ -324,6 +350,9 @@ pub(super) struct Plan {
     ids_offset: u64,
     index_offset: u64,
     ids_moved: bool,
+    /// The payload region as it stands: any write-back may rewrite it
+    /// (the index before it can change length), so its blocks are counted.
+    payload_bytes: u64,
 }
 
 impl Plan {
@@ -360,6 +389,7 @@ impl Plan {
             ids_offset,
             index_offset,
             ids_moved,
+            payload_bytes: file.payloads.region_bytes(),
         }
     }
 
@@ -417,7 +447,17 @@ impl Plan {
                 );
             }
         }
-        blocks.total + ids.total + 1
+        blocks.total + ids.total + 1 + payload_blocks(self.payload_bytes)
+    }
+}
+
+/// Blocks a payload region of `bytes` may take (it starts on a block
+/// boundary, §13.6).
+pub(super) fn payload_blocks(bytes: u64) -> u64 {
+    if bytes == 0 {
+        0
+    } else {
+        bytes.div_ceil(BLOCK_BYTES_U64)
     }
 }
 

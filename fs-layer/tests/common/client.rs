@@ -155,3 +155,28 @@ pub fn vector_status(path: &std::path::Path) -> std::collections::HashMap<String
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Waits (searching, so a build can be asked for) until `done` holds for
+/// the file's `user.vexfs.status`.
+pub fn wait_for_status(
+    file: &File,
+    path: &std::path::Path,
+    query: &[f32],
+    search_type: u32,
+    what: &str,
+    done: impl Fn(&std::collections::HashMap<String, String>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let status = vector_status(path);
+        if done(&status) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited for {what}: {status:?}"
+        );
+        search(file, query, 10, search_type).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
