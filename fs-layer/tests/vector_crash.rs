@@ -8,15 +8,20 @@
 //! Each batch brings new ids only, so no synced vector is ever replaced:
 //! whatever the cut, every vector of the durable state must be intact (a
 //! delete not yet synced may have removed its own vectors, no others).
+//! Every vector carries a payload (set with it in one request), so each
+//! check also reads the payload region back: a synced vector's payload is
+//! the one synced, or, when a payload rewrite was not yet synced, that one.
+//!
 //! Failures name the workload, the cut point and the mode, which replay them.
 
 mod power_cut;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use serde_json::{json, Value};
 use vexfs_engine::crash::CutMode;
 use vexfs_engine::{BlockDevice, CrashDevice};
 use vexfs_fs::fsck::fsck;
@@ -47,8 +52,10 @@ enum Step {
     /// Creates the file and makes it a vector file, with this
     /// `user.vexfs.index` when one is given.
     Create { index: Option<&'static str> },
-    /// Vectors `first..first + count` (their ids are new).
+    /// Vectors `first..first + count` (their ids are new), with payload version 0.
     Insert { first: u64, count: u64 },
+    /// Payload version 1 for vectors `first..first + count`, stored already.
+    Repayload { first: u64, count: u64 },
     /// Writes the file's vectors back into its bytes, without a commit.
     WriteBack,
     /// Writes back and commits: the vectors inserted so far are durable.
@@ -62,6 +69,12 @@ enum Step {
 /// Vector `i`'s id: spread out, so that slot and id differ.
 fn id_of(i: u64) -> u64 {
     i * 7 + 3
+}
+
+/// Vector `i`'s payload at `version`: of varying length, so a rewrite moves
+/// the entries after it.
+fn payload_of(i: u64, version: u32) -> Value {
+    json!({"i": i, "v": version, "tag": format!("t{}", i % 7), "pad": "p".repeat((i % 40) as usize + version as usize * 9)})
 }
 
 /// Vector `i`: pseudo-random in [-1, 1), so no two are alike.
@@ -99,6 +112,23 @@ impl Workload {
         live
     }
 
+    /// The payload version of each vector the steps before `end` set.
+    fn payload_versions_before(&self, end: usize) -> BTreeMap<u64, u32> {
+        let mut versions = BTreeMap::new();
+        for step in &self.steps[..end] {
+            match *step {
+                Step::Insert { first, count } => {
+                    versions.extend((first..first + count).map(|i| (i, 0)))
+                }
+                Step::Repayload { first, count } => {
+                    versions.extend((first..first + count).map(|i| (i, 1)))
+                }
+                _ => {}
+            }
+        }
+        versions
+    }
+
     /// Steps up to and including the first sync: done before any cut.
     fn synced_prefix(&self) -> usize {
         1 + self
@@ -119,30 +149,40 @@ impl Workload {
         // A delete not yet synced may have reached the disk: its vectors
         // may be gone, but whatever is there must be intact.
         let mut maybe_deleted = BTreeSet::new();
+        let mut maybe_repayloaded = BTreeSet::new();
         for step in &self.steps[last_sync + 1..(stopped + 1).min(self.steps.len())] {
-            if let Step::Delete { first, count } = *step {
-                maybe_deleted.extend(first..first + count);
+            match *step {
+                Step::Delete { first, count } => maybe_deleted.extend(first..first + count),
+                Step::Repayload { first, count } => maybe_repayloaded.extend(first..first + count),
+                _ => {}
             }
         }
         let mut states = vec![Durable {
             live: self.live_before(last_sync),
             maybe_deleted: maybe_deleted.clone(),
+            payload_versions: self.payload_versions_before(last_sync),
+            maybe_repayloaded: maybe_repayloaded.clone(),
         }];
         if matches!(self.steps.get(stopped), Some(Step::Sync)) {
             states.push(Durable {
                 live: self.live_before(stopped),
                 maybe_deleted,
+                payload_versions: self.payload_versions_before(stopped),
+                maybe_repayloaded,
             });
         }
         states
     }
 }
 
-/// A state the disk may hold: these vectors, less any of `maybe_deleted`.
+/// A state the disk may hold: these vectors, less any of `maybe_deleted`,
+/// with these payload versions (or version 1 for `maybe_repayloaded`).
 #[derive(Debug)]
 struct Durable {
     live: BTreeSet<u64>,
     maybe_deleted: BTreeSet<u64>,
+    payload_versions: BTreeMap<u64, u32>,
+    maybe_repayloaded: BTreeSet<u64>,
 }
 
 fn batches(first: u64, end: u64, size: u64) -> impl Iterator<Item = Step> {
@@ -213,6 +253,34 @@ fn with_stored_index() -> Workload {
     }
 }
 
+/// Payloads rewritten in place of synced ones, synced and not: the payload
+/// region is rewritten whole into fresh blocks at each write-back.
+fn with_rewritten_payloads() -> Workload {
+    let mut steps = vec![Step::Create { index: None }];
+    steps.extend(batches(0, 300, 100));
+    steps.extend([Step::WriteBack, Step::Sync]);
+    steps.extend([
+        Step::Repayload {
+            first: 0,
+            count: 100,
+        },
+        Step::WriteBack,
+    ]);
+    steps.extend(batches(300, 400, 100));
+    steps.extend([Step::WriteBack, Step::Sync]);
+    steps.extend([
+        Step::Repayload {
+            first: 100,
+            count: 150,
+        },
+        Step::WriteBack,
+    ]);
+    Workload {
+        name: "rewritten payloads",
+        steps,
+    }
+}
+
 /// Deletes of synced vectors in the unsynced tail: the last vector moves
 /// into each freed slot, over a synced one.
 fn with_unsynced_delete() -> Workload {
@@ -257,8 +325,16 @@ fn run_step(fs: &Fs, ino: &mut u64, step: Step) -> vexfs_fs::Result<()> {
         }
         Step::Insert { first, count } => {
             let rows: Vec<f32> = (first..first + count).flat_map(row_of).collect();
-            let ids: Vec<u64> = (first..first + count).map(id_of).collect();
-            fs.insert_vectors(*ino, DIMENSIONS, &rows, Some(&ids), 0)
+            let payloads = (first..first + count)
+                .map(|i| (id_of(i), Some(payload_of(i, 0))))
+                .collect();
+            fs.set_payloads(*ino, payloads, Some((DIMENSIONS, &rows)), false)
+        }
+        Step::Repayload { first, count } => {
+            let payloads = (first..first + count)
+                .map(|i| (id_of(i), Some(payload_of(i, 1))))
+                .collect();
+            fs.set_payloads(*ino, payloads, None, false)
         }
         Step::WriteBack => fs.write_back_vector_file(*ino),
         Step::Sync => {
@@ -374,8 +450,27 @@ fn check_state(fs: &Fs, ino: u64, state: &Durable) -> Result<(), String> {
                     id_of(i)
                 ));
             }
-            Err(e) if !must_be_there && e.errno() == libc::ENOENT => {}
+            Err(e) if !must_be_there && e.errno() == libc::ENOENT => continue,
             Err(e) => return Err(format!("GET_VECTORS of durable id {}: {e}", id_of(i))),
+        }
+        let version = state.payload_versions[&i];
+        let got = fs
+            .get_payloads(ino, &[id_of(i)])
+            .map_err(|e| format!("GET_PAYLOADS of durable id {}: {e}", id_of(i)))?;
+        let got: Option<Value> = got[0]
+            .as_ref()
+            .map(|text| serde_json::from_slice(text).expect("stored payloads are JSON"));
+        let allowed = [Some(payload_of(i, version)), Some(payload_of(i, 1))];
+        let accepted = if state.maybe_repayloaded.contains(&i) {
+            &allowed[..]
+        } else {
+            &allowed[..1]
+        };
+        if !accepted.contains(&got) {
+            return Err(format!(
+                "vector {i} (id {}) has payload {got:?}, synced version {version}",
+                id_of(i)
+            ));
         }
     }
     for s in 0..SEARCHES_PER_IMAGE {
@@ -546,7 +641,12 @@ fn power_cut_after_fsync_keeps_every_synced_vector() {
 fn power_cut_during_growth_or_index_write_back() {
     let started = Instant::now();
     let (mut images, mut failures) = (0, Vec::new());
-    for workload in [past_capacity(), with_stored_index(), with_unsynced_delete()] {
+    for workload in [
+        past_capacity(),
+        with_stored_index(),
+        with_unsynced_delete(),
+        with_rewritten_payloads(),
+    ] {
         let (checked, failed) = simulate(&workload);
         images += checked;
         failures.extend(failed);
