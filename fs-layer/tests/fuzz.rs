@@ -1,7 +1,8 @@
 //! Fuzzing of everything the daemon decodes from the disk or a user:
 //! superblock, tree node, inode record, directory and xattr buckets,
 //! extent, VectorMeta, the journal replayed over a damaged image, index
-//! strings and search parameters, and the ioctl request checks.
+//! strings and search parameters, payload regions, payloads and filters,
+//! and the ioctl request checks.
 //!
 //! A mutation fuzzer on stable Rust (no cargo-fuzz: it needs a nightly
 //! toolchain that a fresh CI machine cannot be counted on to have). Each
@@ -381,12 +382,21 @@ fn fuzz_items() {
 #[test]
 fn fuzz_vector_meta() {
     let mut meta = VectorMeta::empty(64, 1, 0, 0, 0);
-    let seeds = vec![meta.encode(), {
-        meta.vector_count = 1000;
-        meta.index_spec = "HNSW32".into();
-        meta.index_bytes = 4096;
-        meta.encode()
-    }];
+    let seeds = vec![
+        meta.encode(),
+        {
+            meta.vector_count = 1000;
+            meta.index_spec = "HNSW32".into();
+            meta.index_bytes = 4096;
+            meta.encode()
+        },
+        {
+            meta.payload_bytes = 700;
+            meta.payload_count = 20;
+            meta.payload_crc = 0x1234_5678;
+            meta.encode()
+        },
+    ];
     fuzz("vector-meta", seeds, None, |b| {
         let _ = VectorMeta::decode(b, 9);
     });
@@ -422,6 +432,55 @@ fn fuzz_index_strings_and_search_parameters() {
     });
 }
 
+/// A payload region as the disk may hold it: its checksum is made to
+/// match (so mutations reach the entries), the count taken from the seed.
+#[test]
+fn fuzz_payload_regions() {
+    use vexfs_fs::vectors::filter::parse_payload;
+    use vexfs_fs::vectors::payloads::{Payload, Payloads};
+    let mut payloads = Payloads::default();
+    for id in [1u64, 5, 9, 400, u64::MAX - 1] {
+        let text = format!(r#"{{"id":{id},"tags":["a","b"],"nested":{{"x":[1,2.5,null]}}}}"#);
+        payloads.set(
+            id,
+            Payload::from_value(parse_payload(text.as_bytes()).unwrap()).unwrap(),
+        );
+    }
+    fuzz("payload-region", vec![payloads.encode()], None, |b| {
+        let _ = Payloads::decode(b, 5, crc32c::crc32c(b), |id| id % 2 == 1);
+    });
+}
+
+/// Payload objects and filters as a user sends them; whatever parses is
+/// evaluated against payloads, which must not panic.
+#[test]
+fn fuzz_payloads_and_filters() {
+    use vexfs_fs::vectors::filter::{parse_payload, Filter};
+    let seeds: Vec<Vec<u8>> = [
+        r#"{"city":"London","year":2021,"tags":["a","b"],"meta":{"score":1.5,"draft":true}}"#,
+        r#"{"must":[{"key":"city","match":{"value":"London"}},{"key":"year","range":{"gte":2020,"lt":2030}}]}"#,
+        r#"{"should":[{"key":"tags","match":{"any":["a","z"]}},{"has_id":[1,2,3]}],"must_not":[{"is_empty":{"key":"meta.draft"}}]}"#,
+        r#"{"must":{"must_not":[{"key":"list[].x","match":{"except":[1,2]}},{"is_null":{"key":"n"}}]}}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let samples: Vec<serde_json::Value> =
+        seeds.iter().filter_map(|s| parse_payload(s).ok()).collect();
+    fuzz("payloads-filters", seeds, None, |b| {
+        if let Ok(value) = parse_payload(b) {
+            let _ = serde_json::to_vec(&value);
+        }
+        if let Ok(filter) = Filter::parse(b) {
+            for (id, payload) in samples.iter().enumerate() {
+                let _ = filter.matches(id as u64, Some(payload));
+            }
+            let _ = filter.matches(7, None);
+            let _ = filter.id_candidates();
+        }
+    });
+}
+
 #[test]
 fn fuzz_ioctl_requests() {
     let insert = VexfsBatchInsertRequest {
@@ -443,6 +502,35 @@ fn fuzz_ioctl_requests() {
         element_type: VEXFS_VECTOR_FLOAT32,
         ..Default::default()
     };
+    let set_payloads = VexfsSetPayloadsRequest {
+        ids_addr: 0x1000,
+        payloads_addr: 0x2000,
+        payload_bytes_addr: 0x3000,
+        id_count: 10,
+        ..Default::default()
+    };
+    let filtered = VexfsFilteredSearchRequest {
+        query_vector_addr: 0x1000,
+        results_addr: 0x2000,
+        result_ids_addr: 0x3000,
+        filter_addr: 0x4000,
+        filter_bytes: 100,
+        dimensions: 64,
+        k: 10,
+        query_count: 4,
+        ..Default::default()
+    };
+    let scroll = VexfsScrollRequest {
+        ids_addr: 0x1000,
+        limit: 100,
+        ..Default::default()
+    };
+    let get_payloads = VexfsGetPayloadsRequest {
+        ids_addr: 0x1000,
+        payload_bytes_addr: 0x2000,
+        id_count: 3,
+        ..Default::default()
+    };
     let tagged = |tag: u8, bytes: &[u8]| [&[tag][..], bytes].concat();
     fuzz(
         "ioctl-requests",
@@ -450,24 +538,52 @@ fn fuzz_ioctl_requests() {
             tagged(0, &insert.to_bytes()),
             tagged(1, &search.to_bytes()),
             tagged(2, &info.to_bytes()),
+            tagged(3, &set_payloads.to_bytes()),
+            tagged(4, &filtered.to_bytes()),
+            tagged(5, &scroll.to_bytes()),
+            tagged(6, &get_payloads.to_bytes()),
         ],
         None,
         |b| {
             let Some((&tag, rest)) = b.split_first() else {
                 return;
             };
-            let mut fixed = [0u8; 48];
-            let n = rest.len().min(48);
+            let mut fixed = [0u8; 64];
+            let n = rest.len().min(64);
             fixed[..n].copy_from_slice(&rest[..n]);
-            match tag % 3 {
+            match tag % 7 {
                 0 => {
                     let request =
                         VexfsBatchInsertRequest::from_bytes(fixed[..32].try_into().unwrap());
                     let _ = limits::check_insert(&request);
                 }
                 1 => {
-                    let request = VexfsVectorSearchRequest::from_bytes(&fixed);
+                    let request =
+                        VexfsVectorSearchRequest::from_bytes(fixed[..48].try_into().unwrap());
                     let _ = limits::check_search(&request);
+                }
+                3 => {
+                    let request =
+                        VexfsSetPayloadsRequest::from_bytes(fixed[..48].try_into().unwrap());
+                    let _ = limits::check_set_payloads(&request);
+                    let lengths: Vec<u32> = rest
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                        .collect();
+                    let _ = limits::check_payload_lengths(&lengths, 0);
+                }
+                4 => {
+                    let request = VexfsFilteredSearchRequest::from_bytes(&fixed);
+                    let _ = limits::check_filtered_search(&request);
+                }
+                5 => {
+                    let request = VexfsScrollRequest::from_bytes(fixed[..56].try_into().unwrap());
+                    let _ = limits::check_scroll(&request);
+                }
+                6 => {
+                    let request =
+                        VexfsGetPayloadsRequest::from_bytes(fixed[..40].try_into().unwrap());
+                    let _ = limits::check_get_payloads(&request);
                 }
                 _ => {
                     let info = VexfsVectorFileInfo::from_bytes(fixed[..40].try_into().unwrap());
