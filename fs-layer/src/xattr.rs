@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{now, Fs};
 use crate::store::Store;
-use crate::vectors::{XATTR_INDEX, XATTR_SEARCH, XATTR_STATUS};
+use crate::vectors::{XATTR_INDEX, XATTR_PAYLOAD_INDEX, XATTR_SEARCH, XATTR_STATUS};
 
 pub const XATTR_CREATE: i32 = 1;
 pub const XATTR_REPLACE: i32 = 2;
@@ -139,7 +139,7 @@ impl Fs {
             record.ctime = now();
             Fs::put_inode(&mut st, ino, &record)?;
         }
-        if name == XATTR_INDEX || name == XATTR_SEARCH {
+        if [XATTR_INDEX, XATTR_SEARCH, XATTR_PAYLOAD_INDEX].contains(&name) {
             self.vectors.vector_xattr_changed();
         }
         self.commit_if_large()
@@ -175,7 +175,7 @@ impl Fs {
             record.ctime = now();
             Fs::put_inode(&mut st, ino, &record)?;
         }
-        if name == XATTR_INDEX || name == XATTR_SEARCH {
+        if [XATTR_INDEX, XATTR_SEARCH, XATTR_PAYLOAD_INDEX].contains(&name) {
             self.vectors.vector_xattr_changed();
         }
         self.commit_if_large()

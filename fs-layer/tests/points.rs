@@ -138,6 +138,19 @@ fn payloads_filter_search_and_survive_a_remount() {
         set_payloads(&file, &ids[half..], &payloads[half..], None).unwrap();
         assert_eq!(payload(&file, 1234), Some(payload_of(1234)));
         check_searches(&file);
+        assert_eq!(vector_status(&path)["payloads"], n.to_string());
+        // Indexes on two keys start the filters that test them from the
+        // index's slots: the answers are the same.
+        assert_eq!(
+            try_xattr_set(&path, "user.vexfs.payload_index", "city:text"),
+            Err(libc::EINVAL)
+        );
+        xattr_set(
+            &path,
+            "user.vexfs.payload_index",
+            "city:keyword,year:integer,meta.score:integer",
+        );
+        check_searches(&file);
 
         // Scroll pages through the matches in id order; count agrees.
         let paris = br#"{"must":[{"key":"city","match":{"value":"Paris"}}]}"#;

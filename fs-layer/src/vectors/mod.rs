@@ -56,6 +56,8 @@ const WRITE_CHUNK_BYTES: usize = 8 << 20;
 
 pub const XATTR_INDEX: &[u8] = b"user.vexfs.index";
 pub const XATTR_SEARCH: &[u8] = b"user.vexfs.search";
+/// The payload keys to index (`city:keyword,year:integer`, docs/VECTORS.md).
+pub const XATTR_PAYLOAD_INDEX: &[u8] = b"user.vexfs.payload_index";
 /// Read-only: the state of the file's index, computed at each read
 /// (docs/VECTORS.md); not listed by listxattr, so copies leave it behind.
 pub const XATTR_STATUS: &[u8] = b"user.vexfs.status";
@@ -86,6 +88,9 @@ pub struct VectorFile {
     /// The index choice last resolved from its `user.vexfs.*` attributes
     /// (search.rs): a search reads them only after they change.
     choice: Mutex<Option<search::CachedChoice>>,
+    /// The payload index last built for a filtered request (search.rs),
+    /// with what it was built for.
+    payload_index: Mutex<Option<search::CachedPayloadIndex>>,
 }
 
 /// Vector files in memory, by inode.
@@ -321,8 +326,14 @@ impl VectorFile {
         }
     }
 
-    /// The slots whose (id, payload) `filter` matches, ascending.
-    fn matching_slots(&self, filter: &filter::Filter) -> Vec<usize> {
+    /// The slots whose (id, payload) `filter` matches, ascending; only
+    /// `candidates` (ascending, a superset of the matches) are checked when
+    /// given.
+    fn matching_slots(
+        &self,
+        filter: &filter::Filter,
+        candidates: Option<Vec<usize>>,
+    ) -> Vec<usize> {
         let matches = |slot: usize| {
             let id = self.set.ids()[slot];
             filter.matches(id, self.payloads.get(id).map(payloads::Payload::value))
@@ -338,7 +349,10 @@ impl VectorFile {
                 slots.dedup();
                 slots
             }
-            None => (0..self.set.len()).filter(|&slot| matches(slot)).collect(),
+            None => match candidates {
+                Some(slots) => slots.into_iter().filter(|&slot| matches(slot)).collect(),
+                None => (0..self.set.len()).filter(|&slot| matches(slot)).collect(),
+            },
         }
     }
 
@@ -457,6 +471,7 @@ impl Fs {
             stored: true,
             building: None,
             choice: Mutex::new(Rank::Table, None),
+            payload_index: Mutex::new(Rank::Table, None),
         })
     }
 
@@ -541,6 +556,7 @@ impl Fs {
                     stored: false,
                     building: None,
                     choice: Mutex::new(Rank::Table, None),
+                    payload_index: Mutex::new(Rank::Table, None),
                 };
                 // On disk first, in memory after: nobody sees a vector file
                 // that is not one on disk.

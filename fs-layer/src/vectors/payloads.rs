@@ -65,6 +65,9 @@ pub struct Payloads {
     region_bytes: u64,
     /// Changed since the region was last written.
     changed: bool,
+    /// Bumped by every change: what was derived from them (a payload
+    /// index) is current while this is unchanged.
+    version: u64,
 }
 
 impl Payloads {
@@ -86,6 +89,17 @@ impl Payloads {
 
     pub fn is_changed(&self) -> bool {
         self.changed
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// (slot, payload) of every slot with a payload; `ids` are the slots' ids.
+    pub fn by_slot<'a>(&'a self, ids: &'a [u64]) -> impl Iterator<Item = (usize, &'a Value)> + 'a {
+        ids.iter()
+            .enumerate()
+            .filter_map(|(slot, id)| self.by_id.get(id).map(|p| (slot, &p.value)))
     }
 
     pub fn mark_written(&mut self) {
@@ -118,18 +132,21 @@ impl Payloads {
             self.region_bytes -= old.region_bytes();
         }
         self.changed = true;
+        self.version += 1;
     }
 
     pub fn remove(&mut self, id: u64) {
         if let Some(old) = self.by_id.remove(&id) {
             self.region_bytes -= old.region_bytes();
             self.changed = true;
+            self.version += 1;
         }
     }
 
     pub fn clear(&mut self) {
         if !self.by_id.is_empty() {
             self.changed = true;
+            self.version += 1;
         }
         self.by_id.clear();
         self.region_bytes = 0;

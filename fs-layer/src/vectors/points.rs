@@ -151,8 +151,8 @@ impl Fs {
         let file = self.vector_file(ino)?;
         let file = read_lock(&file);
         let mut ids: Vec<u64> = match filter {
-            Some(filter) => file
-                .matching_slots(filter)
+            Some(filter) => self
+                .matching_slots(ino, &file, filter)?
                 .into_iter()
                 .map(|slot| file.set.ids()[slot])
                 .filter(|&id| id >= start_id)

@@ -14,11 +14,12 @@ use crate::locks::RwLock;
 
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
-use super::filter::Filter;
+use super::filter::{parse_index_spec, Filter, IndexedField, PayloadIndex};
 use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
-    einval, read_lock, resolve_ids, spec, stored, write_lock, VectorFile, XATTR_INDEX, XATTR_SEARCH,
+    einval, read_lock, resolve_ids, spec, stored, write_lock, VectorFile, XATTR_INDEX,
+    XATTR_PAYLOAD_INDEX, XATTR_SEARCH,
 };
 
 /// An index choice and what it was resolved for: the attributes as of
@@ -56,6 +57,16 @@ fn slot_bitmap(matching: &[usize], slots: usize) -> Vec<u8> {
         bitmap[slot / 8] |= 1 << (slot % 8);
     }
     bitmap
+}
+
+/// A file's payload index (`user.vexfs.payload_index`) as of attribute
+/// epoch `epoch`, and the index built over one state of its payloads.
+pub(super) struct CachedPayloadIndex {
+    epoch: u64,
+    /// Empty: the file indexes no payload key.
+    fields: Vec<IndexedField>,
+    /// (generation, payloads version) it was built for, and the index.
+    built: Option<(u64, u64, PayloadIndex)>,
 }
 
 /// What [`Fs::prepare_index`] left behind.
@@ -131,7 +142,10 @@ impl Fs {
             if !any {
                 return Ok(vec![Vec::new(); count]);
             }
-            let matching = among.filter.map(|f| guard.matching_slots(f));
+            let matching = among
+                .filter
+                .map(|f| self.matching_slots(ino, &guard, f))
+                .transpose()?;
             let scan = |guard: &VectorFile, matching: Option<&[usize]>| {
                 queries
                     .chunks(d)
@@ -201,7 +215,10 @@ impl Fs {
             }
             if !guard.index_serves(search_type, &choice) {
                 // The slots may have moved while no lock was held.
-                let matching = among.filter.map(|f| guard.matching_slots(f));
+                let matching = among
+                    .filter
+                    .map(|f| self.matching_slots(ino, &guard, f))
+                    .transpose()?;
                 match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
@@ -218,6 +235,71 @@ impl Fs {
                 }
             }
         }
+    }
+
+    /// The slots of `file` whose (id, payload) `filter` matches, ascending:
+    /// checked only among the payload index's candidates when the file has
+    /// one that answers part of the filter, else over every slot.
+    pub(super) fn matching_slots(
+        &self,
+        ino: u64,
+        file: &VectorFile,
+        filter: &Filter,
+    ) -> Result<Vec<usize>> {
+        let candidates = if filter.id_candidates().is_some() {
+            None // a has_id list is narrower than any index
+        } else {
+            self.payload_candidates(ino, file, filter)?
+        };
+        Ok(file.matching_slots(filter, candidates))
+    }
+
+    /// The payload index's candidates for `filter`, building the index
+    /// when the payloads, the vectors or the attribute changed since.
+    fn payload_candidates(
+        &self,
+        ino: u64,
+        file: &VectorFile,
+        filter: &Filter,
+    ) -> Result<Option<Vec<usize>>> {
+        // Read before the attribute: a change after this makes the cache
+        // stale, never the other way round. The attribute is read with no
+        // cache lock held (the metadata lock ranks before it).
+        let epoch = self.vectors.xattr_epoch();
+        let stale = file
+            .payload_index
+            .lock()
+            .as_ref()
+            .is_none_or(|cached| cached.epoch != epoch);
+        if stale {
+            let fields = match self.vector_xattr(ino, XATTR_PAYLOAD_INDEX)? {
+                None => Vec::new(),
+                Some(text) => parse_index_spec(&text)
+                    .map_err(|e| einval(format!("user.vexfs.payload_index: {e}")))?,
+            };
+            *file.payload_index.lock() = Some(CachedPayloadIndex {
+                epoch,
+                fields,
+                built: None,
+            });
+        }
+        let mut cache = file.payload_index.lock();
+        let Some(cache) = cache.as_mut().filter(|c| !c.fields.is_empty()) else {
+            return Ok(None);
+        };
+        let current = (file.generation, file.payloads.version());
+        if cache
+            .built
+            .as_ref()
+            .is_none_or(|(g, v, _)| (*g, *v) != current)
+        {
+            let index = PayloadIndex::build(&cache.fields, file.payloads.by_slot(file.set.ids()));
+            cache.built = Some((current.0, current.1, index));
+        }
+        Ok(cache
+            .built
+            .as_ref()
+            .and_then(|(_, _, index)| index.candidates(filter)))
     }
 
     /// The index `file` wants, from its attributes; they are read again
@@ -274,7 +356,7 @@ impl Fs {
             .as_ref()
             .filter(|_| file.index_generation == file.generation);
         let text = format!(
-            "vectors={}\ndimensions={}\nindex={}\nmetric={}\nindexed={}\ntombstones={}\nbuilding={}\nstored_index={}\n",
+            "vectors={}\ndimensions={}\nindex={}\nmetric={}\nindexed={}\ntombstones={}\nbuilding={}\nstored_index={}\npayloads={}\n",
             file.set.len(),
             file.meta.dimensions,
             current.map_or("none", |i| i.factory.as_str()),
@@ -287,6 +369,7 @@ impl Fs {
             } else {
                 "none"
             },
+            file.payloads.len(),
         );
         Ok(text.into_bytes())
     }
@@ -309,12 +392,15 @@ impl Fs {
     /// must parse, and fit the file (its dimensions, its index) when it is
     /// a vector file already. EINVAL names what is refused; other names pass.
     pub(crate) fn check_vector_xattr(&self, ino: u64, name: &[u8], value: &[u8]) -> Result<()> {
-        if name != XATTR_INDEX && name != XATTR_SEARCH {
+        if name != XATTR_INDEX && name != XATTR_SEARCH && name != XATTR_PAYLOAD_INDEX {
             return Ok(());
         }
         let what = String::from_utf8_lossy(name).into_owned();
         let refuse = |e: String| einval(format!("{what}: {e}"));
         let text = std::str::from_utf8(value).map_err(|_| refuse("not UTF-8 text".into()))?;
+        if name == XATTR_PAYLOAD_INDEX {
+            return parse_index_spec(text).map(drop).map_err(refuse);
+        }
         let dimensions = self.vector_meta_item(ino)?.map(|meta| meta.dimensions);
         if name == XATTR_INDEX {
             let spec = spec::IndexSpec::parse(text).map_err(refuse)?;

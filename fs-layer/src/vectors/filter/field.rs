@@ -115,6 +115,26 @@ impl<T: Eq + Hash> Members<T> {
 }
 
 impl Range {
+    /// The integers the range holds, as [low, high] (low > high: none).
+    /// Bounds past the i64 range saturate, which holds the same integers.
+    pub(super) fn integer_bounds(&self) -> Option<(i64, i64)> {
+        let mut low = i64::MIN;
+        let mut high = i64::MAX;
+        if let Some(b) = self.gte {
+            low = low.max(b.ceil() as i64);
+        }
+        if let Some(b) = self.gt {
+            low = low.max((b.floor() as i64).saturating_add(1));
+        }
+        if let Some(b) = self.lte {
+            high = high.min(b.floor() as i64);
+        }
+        if let Some(b) = self.lt {
+            high = high.min((b.ceil() as i64).saturating_sub(1));
+        }
+        Some((low, high))
+    }
+
     fn contains(&self, x: f64) -> bool {
         self.gt.is_none_or(|b| x > b)
             && self.gte.is_none_or(|b| x >= b)

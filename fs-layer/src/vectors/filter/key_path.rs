@@ -8,13 +8,13 @@ use super::parse::{expected, quote};
 use super::FILTER_KEY_STEPS_MAX;
 
 /// A key path: the payload's top-level key, then steps down from it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct KeyPath {
     first: String,
     steps: Vec<Step>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Step {
     Key(String),
     Index(usize),

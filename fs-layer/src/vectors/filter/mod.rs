@@ -52,12 +52,17 @@
 use serde_json::{Map, Value};
 
 mod field;
+mod index;
 mod key_path;
 mod parse;
 mod payload;
 #[cfg(test)]
 mod randomized;
 
+pub use index::{
+    parse_index_spec, IndexKind, IndexedField, PayloadIndex, PAYLOAD_INDEX_FIELDS_MAX,
+    PAYLOAD_INDEX_SPEC_BYTES_MAX,
+};
 pub use payload::{merge_payload, parse_payload, PAYLOAD_BYTES_MAX, PAYLOAD_DEPTH_MAX};
 
 use field::FieldTest;
