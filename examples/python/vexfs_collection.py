@@ -5,11 +5,12 @@
     python3 vexfs_collection.py FILE
 
 FILE is a file on a mounted VexFS. The program makes it a collection of 64
-dimensions (cosine), upserts 5,000 vectors with ids 10000.., searches with
-a stored vector and a batch of 20, checks the answers against brute force
-in numpy, chooses an HNSW index, fetches and deletes by id, fsyncs, and
-reopens it. Exit status 0 when every answer is what python/README.md
-says, 1 with a message otherwise.
+dimensions (cosine), upserts 5,000 vectors with ids 10000.. and a payload
+each, searches with a stored vector and a batch of 20, searches among the
+vectors a payload filter matches, checks the answers against brute force
+in numpy, counts and scrolls the matches, chooses an HNSW index, fetches
+and deletes by id, fsyncs, and reopens it. Exit status 0 when every
+answer is what python/README.md says, 1 with a message otherwise.
 """
 
 import sys
@@ -29,9 +30,11 @@ def main(path):
     rng = np.random.default_rng(7)
     data = rng.standard_normal((5000, 64), dtype=np.float32)
     ids = np.arange(10_000, 15_000, dtype=np.uint64)
+    colours = ["red", "green", "blue"]
+    payloads = [{"colour": colours[i % 3], "size": i % 100} for i in range(5000)]
     with vexfs.Collection(path, dims=64, metric="cosine") as docs:
-        docs.upsert(ids, data)
-        print(f"upserted {len(docs)} vectors of {docs.dims} dimensions")
+        docs.upsert(ids, data, payloads=payloads)
+        print(f"upserted {len(docs)} vectors of {docs.dims} dimensions, with payloads")
         hits, distances = docs.search(data[123], k=5)
         print(f"search: nearest of id 10123 is {hits[0]} at distance {distances[0]:.6f}")
         if hits[0] != 10_123:
@@ -42,6 +45,21 @@ def main(path):
         print(f"batch of 20 queries, k=10: recall {recall:.3f} against brute force")
         if recall < 0.99:
             return f"exact search recall {recall} below 0.99"
+        small_blue = {"must": [{"key": "colour", "match": {"value": "blue"}},
+                               {"key": "size", "range": {"lt": 30}}]}
+        matches = np.array([p["colour"] == "blue" and p["size"] < 30 for p in payloads])
+        hits, _, found = docs.search(data[0], k=10, filter=small_blue, with_payload=True)
+        want = nearest_by_brute_force(data[matches], ids[matches].astype(np.int64),
+                                      data[:1], 10)[0]
+        print(f"filtered search (blue, size < 30): {docs.count(small_blue)} of "
+              f"{len(docs)} match; nearest {hits[0]} {found[0]}")
+        if list(hits) != list(want):
+            return f"filtered search gave {list(hits)}, brute force {list(want)}"
+        if docs.count(small_blue) != matches.sum():
+            return f"count(filter) is {docs.count(small_blue)}, not {matches.sum()}"
+        page, offset = docs.scroll(small_blue, limit=1000)
+        if list(page) != list(ids[matches]) or offset is not None:
+            return "scroll(filter) differs from the matching ids"
         docs.set_index("HNSW32", efSearch=64)
         hits, _ = docs.search(data[4000], k=1)
         print(f"index {docs.status()['index']}: nearest of id 14000 is {hits[0]}")

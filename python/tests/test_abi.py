@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """The ctypes layout in vexfs/_abi.py against the C header: a C program
 compiled against uapi/include/vexfs_v2_uapi.h prints every struct size,
-field offset and request number, and each must match."""
+field offset, request number and constant, and each must match."""
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +29,8 @@ def c_layout():
             lines.append(f'printf("offset {name}.{field} %zu\\n", offsetof(struct {name}, {field}));')
     for name in _abi.REQUESTS:
         lines.append(f'printf("request {name} %lu\\n", (unsigned long){name});')
+    for name in _abi.CONSTANTS:
+        lines.append(f'printf("constant {name} %llu\\n", (unsigned long long)({name}));')
     lines.append("return 0; }")
     with tempfile.TemporaryDirectory() as scratch:
         source = os.path.join(scratch, "layout.c")
@@ -39,7 +42,7 @@ def c_layout():
     return dict(line.rsplit(" ", 1) for line in out.splitlines())
 
 
-def test_structs_and_requests_match_the_header():
+def test_structs_requests_and_constants_match_the_header():
     layout = c_layout()
     for name, struct in _abi.STRUCTS.items():
         assert int(layout[f"size {name}"]) == ctypes.sizeof(struct), name
@@ -48,3 +51,16 @@ def test_structs_and_requests_match_the_header():
                 f"{name}.{field}"
     for name, number in _abi.REQUESTS.items():
         assert int(layout[f"request {name}"]) == number, name
+    for name, value in _abi.CONSTANTS.items():
+        assert int(layout[f"constant {name}"]) == value, name
+
+
+def test_every_struct_and_request_of_the_header_is_mirrored():
+    # A struct or request added to the header without its ctypes twin would
+    # otherwise go unnoticed: the layout check above only walks _abi's lists.
+    with open(os.path.join(HEADER_DIR, "vexfs_v2_uapi.h")) as f:
+        header = f.read()
+    structs = set(re.findall(r"^struct (vexfs_\w+) \{", header, re.MULTILINE))
+    requests = set(re.findall(r"^#define (VEXFS_IOC_\w+) _IO", header, re.MULTILINE))
+    assert structs == set(_abi.STRUCTS)
+    assert requests == set(_abi.REQUESTS)
