@@ -5,6 +5,7 @@
 //! elsewhere are printed beside, labelled so.
 
 mod data;
+mod filtered;
 mod measure;
 mod options;
 mod report;
@@ -19,12 +20,17 @@ use crate::datasets::{Metric, Vectors};
 use crate::fs::catch_interrupts;
 use crate::vectors::{on_vexfs, remove_file, Place, VectorFile, XATTR_VALUE_BYTES_MAX};
 pub use data::{Data, DataSource, DatasetName};
+pub use filtered::{
+    FilterOptions, FilteredReport, FilteredRow, FilteredStats, PayloadStats,
+    FILTER_QUERIES_DEFAULT, FILTER_QUERIES_MAX, SELECTIVITIES_MAX,
+};
+use filtered::{FilterWorkload, VexfsFiltered};
 use measure::{measure, Workload};
 pub use measure::{InsertStats, SearchStats, SystemResult};
 pub use options::{command, Args};
 pub use report::{render_table, PeerFigure, PublishedFigure, ORIGINAL_PUBLISHED, PEERS};
 pub use systems::{
-    parse_search_params, single_threaded_faiss, FaissSystem, VectorSystem, VexfsSystem,
+    parse_search_params, search_type, single_threaded_faiss, FaissSystem, VectorSystem, VexfsSystem,
 };
 
 /// Queries one run may ask.
@@ -59,6 +65,8 @@ pub struct Config {
     pub place: Place,
     /// Leave the vector file (and a scratch image) behind.
     pub keep: bool,
+    /// Filtered search after the unfiltered settings (`--filter-selectivity`).
+    pub filter: Option<FilterOptions>,
 }
 
 impl Config {
@@ -86,6 +94,9 @@ impl Config {
         if let Some(index) = &self.index {
             self.check_sweep_fits(index)?;
         }
+        if let Some(filter) = &self.filter {
+            filter.validate()?;
+        }
         if let Some(params) = &self.search_params {
             parse_search_params(params)?;
         }
@@ -109,6 +120,9 @@ impl Config {
         }
         if !self.nprobe.is_empty() && !index.contains("IVF") {
             bail!("--nprobe needs an IVF index (--index IVF256,Flat), not {index:?}");
+        }
+        if self.filter.is_some() {
+            filtered::check_index(index)?;
         }
         Ok(())
     }
@@ -169,6 +183,8 @@ pub struct SearchRun {
     pub settings: Vec<String>,
     pub vexfs: SystemResult,
     pub faiss: SystemResult,
+    /// Filtered search per selectivity, with --filter-selectivity.
+    pub filtered: Option<FilteredReport>,
     /// The original VexFS's published figures and its own competitor runs.
     pub original_published: &'static [PublishedFigure],
     /// Figures from BRIEF.md, measured separately on this machine: not this run.
@@ -207,8 +223,26 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         k: config.k,
         settings: &settings,
     };
+    // Before anything is mounted: a fraction that matches nothing is refused here.
+    let filter_workload = match &config.filter {
+        Some(options) => Some(filtered::prepare(
+            options,
+            base,
+            queries,
+            config.k,
+            config.metric,
+            progress,
+        )?),
+        None => None,
+    };
 
-    let (vexfs, kept) = run_vexfs(config, &workload, &index, progress)?;
+    let (vexfs, vexfs_filtered, kept) = run_vexfs(
+        config,
+        &workload,
+        filter_workload.as_ref(),
+        &index,
+        progress,
+    )?;
 
     progress("search: faiss in this process, one OpenMP thread");
     single_threaded_faiss();
@@ -220,13 +254,25 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
     } else {
         base.count()
     };
-    let faiss = measure(
+    let faiss_result = measure(
         &mut faiss,
         "this process".to_string(),
         &workload,
         faiss_batch,
         progress,
     )?;
+    let filtered = match (filter_workload, vexfs_filtered) {
+        (Some(filter_workload), Some(vexfs_filtered)) => Some(run_faiss_filtered(
+            config,
+            &mut faiss,
+            base,
+            &filter_workload,
+            vexfs_filtered,
+            settings.last().cloned().unwrap_or_default(),
+            progress,
+        )?),
+        _ => None,
+    };
 
     Ok(SearchRun {
         benchmark: "search",
@@ -241,7 +287,8 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         ground_truth: data.truth_source.clone(),
         settings,
         vexfs,
-        faiss,
+        faiss: faiss_result,
+        filtered,
         original_published: ORIGINAL_PUBLISHED,
         peers_measured_separately: PEERS,
         plot: Vec::new(),
@@ -249,21 +296,72 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
     })
 }
 
-/// Mounts a fresh image (or uses the user's mount) and measures VexFS.
-/// Returns where the vector file (or the scratch image) was kept, with --keep.
+/// The filtered queries on faiss in this process: the run's index (at the
+/// last setting measured) and a flat one, each with an ID selector; joined
+/// with VexFS's half into the report.
+fn run_faiss_filtered(
+    config: &Config,
+    faiss: &mut FaissSystem,
+    base: &Vectors,
+    workload: &FilterWorkload,
+    vexfs: VexfsFiltered,
+    search_params: String,
+    progress: &mut dyn FnMut(&str),
+) -> Result<FilteredReport> {
+    let count = base.count();
+    let selected = filtered::measure_faiss(faiss, "faiss in-process", count, workload, progress)?;
+    progress("search: faiss exact (Flat) in this process, for the filtered queries");
+    let mut flat = FaissSystem::new(base.dims(), config.metric, "Flat", "")?;
+    let ids: Vec<u64> = (0..count as u64).collect();
+    flat.insert(base.as_slice(), &ids)?;
+    let exact = filtered::measure_faiss(&mut flat, "faiss exact", count, workload, progress)?;
+    let rows = workload
+        .cases
+        .iter()
+        .zip(vexfs.stats.into_iter().zip(vexfs.indexed))
+        .zip(selected.into_iter().zip(exact))
+        .map(
+            |((case, (vexfs, vexfs_payload_index)), (faiss, faiss_exact))| FilteredRow {
+                selectivity: case.selectivity,
+                bucket_limit: case.bucket_limit,
+                filter: case.filter.clone(),
+                matching: case.matching.len(),
+                vexfs,
+                vexfs_payload_index,
+                faiss,
+                faiss_exact,
+            },
+        )
+        .collect();
+    Ok(FilteredReport {
+        queries: workload.queries.count(),
+        k: workload.k,
+        search_params,
+        ground_truth: "computed here by brute force over the matching vectors",
+        payloads: vexfs.payloads,
+        vexfs_index_status: vexfs.index_status,
+        payload_index: filtered::PAYLOAD_INDEX_SPEC,
+        rows,
+    })
+}
+
+/// Mounts a fresh image (or uses the user's mount) and measures VexFS,
+/// filtered too when asked. Returns where the vector file (or the scratch
+/// image) was kept, with --keep.
 fn run_vexfs(
     config: &Config,
     workload: &Workload,
+    filter: Option<&FilterWorkload>,
     index: &str,
     progress: &mut dyn FnMut(&str),
-) -> Result<(SystemResult, Option<PathBuf>)> {
+) -> Result<(SystemResult, Option<VexfsFiltered>, Option<PathBuf>)> {
     let file_name = format!("vexfs-bench-search.{}", std::process::id());
     let vector_bytes = workload.base.as_slice().len() as u64 * 4;
     let size_bytes = 4 * vector_bytes
         + workload.base.count() as u64 * IMAGE_BYTES_PER_VECTOR
         + IMAGE_BYTES_SLACK;
     let mut kept_file = None;
-    let (result, kept_image) = on_vexfs(
+    let ((result, filtered), kept_image) = on_vexfs(
         &config.place,
         "search",
         size_bytes,
@@ -271,11 +369,12 @@ fn run_vexfs(
         progress,
         |root, description, progress| {
             let path = root.join(&file_name);
-            let result =
-                measure_vexfs_file(&path, config, workload, index, progress).map(|mut r| {
+            let result = measure_vexfs_file(&path, config, workload, filter, index, progress).map(
+                |(mut r, filtered)| {
                     r.target = format!("{}: {description}", path.display());
-                    r
-                });
+                    (r, filtered)
+                },
+            );
             if config.keep {
                 kept_file = Some(path);
             } else {
@@ -288,16 +387,17 @@ fn run_vexfs(
         Place::Mounted(_) => kept_file,
         Place::Scratch { .. } => kept_image,
     };
-    Ok((result, kept))
+    Ok((result, filtered, kept))
 }
 
 fn measure_vexfs_file(
     path: &Path,
     config: &Config,
     workload: &Workload,
+    filter: Option<&FilterWorkload>,
     index: &str,
     progress: &mut dyn FnMut(&str),
-) -> Result<SystemResult> {
+) -> Result<(SystemResult, Option<VexfsFiltered>)> {
     let dims = u32::try_from(workload.base.dims()).context("dimensions")?;
     let mut vexfs = VexfsSystem::create(path, dims, config.metric, index, &workload.settings[0])?;
     let result = measure(
@@ -319,8 +419,19 @@ fn measure_vexfs_file(
             workload.base.count()
         );
     }
+    // Before the round trip, which deletes a few ids.
+    let filtered = match filter {
+        Some(filter) => Some(filtered::measure_vexfs(
+            vexfs.file(),
+            workload.base.count(),
+            search_type(config.metric),
+            filter,
+            progress,
+        )?),
+        None => None,
+    };
     check_round_trip(vexfs.file(), workload.base)?;
-    Ok(result)
+    Ok((result, filtered))
 }
 
 /// After the measurements: a few vectors come back bit for bit, and

@@ -210,6 +210,65 @@ fn an_ivf_probe_that_finds_fewer_than_k_counts_them_as_misses() {
     assert_eq!(ours[1], 1.0, "vexfs: IVF probing every list is exact");
 }
 
+#[test]
+fn filtered_search_answers_only_matching_ids_beside_faiss_with_a_selector() {
+    if !can_mount() {
+        eprintln!("SKIP filtered_search_answers_only_matching_ids_beside_faiss_with_a_selector: needs root and /dev/fuse");
+        return;
+    }
+    let report = run_search(
+        "search-filtered",
+        &[
+            "--dataset",
+            "structured",
+            "--count",
+            "4000",
+            "--dims",
+            "32",
+            "--clusters",
+            "40",
+            "--query-count",
+            "60",
+            "--index",
+            "HNSW32",
+            "--filter-selectivity",
+            "0.5,0.02",
+            "--filter-queries",
+            "40",
+        ],
+    );
+    assert_throughput(&report, 4_000, 60, 1);
+    let filtered = &report["filtered"];
+    assert_eq!(filtered["queries"].as_u64(), Some(40), "{filtered}");
+    assert_eq!(filtered["payloads"]["payloads"].as_u64(), Some(4_000));
+    assert!(number(&filtered["payloads"], "payloads_per_s") > 0.0);
+    let rows = filtered["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{filtered}");
+    for (row, fraction) in rows.iter().zip([0.5, 0.02]) {
+        assert_eq!(number(row, "selectivity"), fraction);
+        // The hash spreads ids evenly over the buckets: about the fraction matches.
+        let matching = number(row, "matching");
+        assert!(
+            (matching / 4_000.0 - fraction).abs() < 0.01 + fraction * 0.2,
+            "{row}"
+        );
+        for system in ["vexfs", "faiss", "faiss_exact"] {
+            assert_eq!(row[system]["queries"].as_u64(), Some(40), "{row}");
+            assert!(number(&row[system], "qps") > 0.0, "{system}: {row}");
+        }
+        // Both exact paths are exact; VexFS scans exactly below a quarter and
+        // falls back to exact when its index comes back short.
+        assert_eq!(number(&row["faiss_exact"], "recall_at_k"), 1.0, "{row}");
+        for system in ["vexfs", "vexfs_payload_index"] {
+            assert!(number(&row[system], "recall_at_k") >= 0.95, "{row}");
+        }
+    }
+    for system in ["vexfs", "vexfs_payload_index"] {
+        let recall = number(&rows[1][system], "recall_at_k");
+        assert_eq!(recall, 1.0, "{system}, exact scan: {filtered}");
+    }
+}
+
 /// A small deterministic data set, written as .fvecs, with its exact cosine
 /// neighbours (computed here in f64) written as .ivecs.
 struct Files {
@@ -323,7 +382,7 @@ fn fvecs_input_with_given_ground_truth_agrees_with_computed() {
 fn refuses_bad_arguments_before_touching_anything() {
     let scratch = Scratch::new("search-cli-bad");
     let dir = scratch.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 12] = [
         (&["--k", "0"], "--k"),
         (&["--batch", "0"], "--batch"),
         (&["--dataset", "original", "--count", "0"], "--count"),
@@ -335,6 +394,13 @@ fn refuses_bad_arguments_before_touching_anything() {
             "1000 × 384",
         ),
         (&["--ef-search", "16", "--nprobe", "4"], "one parameter"),
+        (&["--filter-selectivity", "0"], "(0, 1]"),
+        (&["--filter-selectivity", "0.5,1.5"], "(0, 1]"),
+        (
+            &["--index", "PQ8", "--filter-selectivity", "0.5"],
+            "ID selector",
+        ),
+        (&["--filter-queries", "10"], "--filter-selectivity"),
     ];
     for (extra, named) in cases {
         let mut args = vec!["search", "--dir", dir, "--query-count", "10"];

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
-use super::{render_table, run, Config, DataSource, DatasetName, SearchRun};
+use super::{
+    render_table, run, Config, DataSource, DatasetName, FilterOptions, SearchRun,
+    FILTER_QUERIES_DEFAULT,
+};
 use crate::datasets::Metric;
 use crate::plot::{line_chart, Axis, LineChart, Series};
 use crate::vectors::Place;
@@ -95,6 +98,15 @@ pub struct Args {
     /// Leave the vector file (and the scratch image, unmounted) behind.
     #[arg(long)]
     keep: bool,
+    /// After the unfiltered settings, filtered search at these fractions of
+    /// the vectors, e.g. 0.5,0.1,0.01,0.001 (each in (0, 1]; at most 16):
+    /// every id gets a payload {"bucket": B(id)}, B a hash into 0..100000,
+    /// and the filter is bucket < fraction × 100000.
+    #[arg(long, value_delimiter = ',')]
+    filter_selectivity: Vec<f64>,
+    /// Queries per filtered fraction: the first N of the run's (at most 10000).
+    #[arg(long, default_value_t = FILTER_QUERIES_DEFAULT, requires = "filter_selectivity")]
+    filter_queries: usize,
 }
 
 impl Args {
@@ -160,6 +172,10 @@ impl Args {
             nprobe: self.nprobe.clone(),
             place: Place::from_args(self.mount.clone(), self.dir.clone(), self.size)?,
             keep: self.keep,
+            filter: (!self.filter_selectivity.is_empty()).then(|| FilterOptions {
+                selectivities: self.filter_selectivity.clone(),
+                queries: self.filter_queries,
+            }),
         })
     }
 }

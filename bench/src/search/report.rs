@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{SearchRun, SearchStats, SystemResult};
+use super::{FilteredReport, FilteredStats, SearchRun, SearchStats, SystemResult};
 
 /// A figure the original VexFS project published (its reports, as BRIEF.md
 /// quotes them): never measured here.
@@ -143,8 +143,8 @@ pub fn render_table(run: &SearchRun) -> String {
     push_line(
         &mut out,
         &format!(
-            "  VexFS: BATCH_INSERT ioctls of {} with ids (latency per batch), then fsync ({:.1} ms), timed together; it builds its index at the first search",
-            run.batch, run.vexfs.insert.finish_ms
+            "  VexFS: BATCH_INSERT ioctls of {} with ids (latency per batch), then fsync ({:.1} ms), timed together; it builds its index at the first search, past 20,000 vectors in the background (waited {:.1} ms for it, in ready)",
+            run.batch, run.vexfs.insert.finish_ms, run.vexfs.index_wait_ms
         ),
     );
     push_line(
@@ -216,6 +216,10 @@ pub fn render_table(run: &SearchRun) -> String {
         let paths: Vec<String> = run.plot.iter().map(|p| p.display().to_string()).collect();
         push_line(&mut out, &format!("  plot: {}", paths.join(", ")));
     }
+    if let Some(filtered) = &run.filtered {
+        push_line(&mut out, "");
+        out.push_str(&render_filtered(filtered));
+    }
 
     push_line(&mut out, "");
     push_line(
@@ -265,6 +269,120 @@ pub fn render_table(run: &SearchRun) -> String {
     out
 }
 
+fn filtered_cells(stats: &FilteredStats) -> String {
+    format!(
+        "{:>9.1} {:>7.4} {:>9.1}",
+        stats.qps, stats.recall_at_k, stats.lat_us.p50
+    )
+}
+
+/// The filtered-search table: one row per selectivity, the systems side by side.
+pub fn render_filtered(report: &FilteredReport) -> String {
+    let mut out = String::new();
+    push_line(
+        &mut out,
+        &format!(
+            "filtered search: {} queries per fraction, k = {}, {}; payload {{\"bucket\": B(id)}}, B a hash of the id into 0..100000; filter {{\"must\":[{{\"key\":\"bucket\",\"range\":{{\"lt\": fraction × 100000}}}}]}}",
+            report.queries,
+            report.k,
+            if report.search_params.is_empty() {
+                "default search parameters"
+            } else {
+                &report.search_params
+            }
+        ),
+    );
+    let payloads = &report.payloads;
+    push_line(
+        &mut out,
+        &format!(
+            "payloads: SET_PAYLOADS (no vectors) of {} ids in batches of {}, then fsync: {:.0} payloads/s ({:.2} s; per batch p50 {:.1} ms, max {:.1} ms; fsync {:.1} ms)",
+            payloads.payloads,
+            payloads.batch,
+            payloads.payloads_per_s,
+            payloads.seconds,
+            payloads.batch_lat_us.p50 / 1000.0,
+            payloads.batch_lat_us.max / 1000.0,
+            payloads.fsync_ms
+        ),
+    );
+    push_line(
+        &mut out,
+        &format!(
+            "VexFS before the filtered queries: {}",
+            report.vexfs_index_status
+        ),
+    );
+    push_line(&mut out, &format!("ground truth: {}", report.ground_truth));
+    push_line(&mut out, "");
+    let block = |name: &str| format!("{name:-^27}");
+    push_line(
+        &mut out,
+        &format!(
+            "{:>11} {:>8} |{} |{} |{} |{} | QPS ratios",
+            "",
+            "",
+            block(" VexFS "),
+            block(" VexFS + payload index "),
+            block(" faiss + IDSelector "),
+            block(" faiss exact + IDSel "),
+        ),
+    );
+    let columns = format!("{:>9} {:>7} {:>9}", "QPS", "recall", "p50 µs");
+    push_line(
+        &mut out,
+        &format!(
+            "{:>11} {:>8} |{columns} |{columns} |{columns} |{columns} |{:>8} {:>10} {:>12}",
+            "selectivity", "matching", "÷ faiss", "pidx÷faiss", "pidx÷exact"
+        ),
+    );
+    for row in &report.rows {
+        push_line(
+            &mut out,
+            &format!(
+                "{:>11} {:>8} |{} |{} |{} |{} |{:>8.3} {:>10.3} {:>12.3}",
+                row.selectivity,
+                row.matching,
+                filtered_cells(&row.vexfs),
+                filtered_cells(&row.vexfs_payload_index),
+                filtered_cells(&row.faiss),
+                filtered_cells(&row.faiss_exact),
+                row.vexfs.qps / row.faiss.qps,
+                row.vexfs_payload_index.qps / row.faiss.qps,
+                row.vexfs_payload_index.qps / row.faiss_exact.qps
+            ),
+        );
+    }
+    for row in &report.rows {
+        let systems = [
+            &row.vexfs,
+            &row.vexfs_payload_index,
+            &row.faiss,
+            &row.faiss_exact,
+        ];
+        let shorts = systems.map(|s| s.short_answers);
+        if shorts.iter().any(|&n| n > 0) {
+            push_line(
+                &mut out,
+                &format!(
+                    "  {}: fewer than min(k, matching) neighbours for {} (VexFS), {} (VexFS + payload index), {} (faiss) and {} (faiss exact) of {} queries; each missing one counts as a miss",
+                    row.selectivity, shorts[0], shorts[1], shorts[2], shorts[3], row.vexfs.queries
+                ),
+            );
+        }
+    }
+    for line in [
+        "  VexFS: one FILTERED_SEARCH ioctl per query; below a quarter of the vectors matching it scans the matches exactly, otherwise its index with faiss's ID selector (docs/VECTORS.md)",
+        &format!("  VexFS + payload index: the same after setfattr user.vexfs.payload_index={} (the filter's range is then checked only on the slots the index gives)", report.payload_index),
+        "  faiss: the run's index in this process with an IDSelectorBitmap over the matching ids, made once per fraction outside the timed loop; faiss exact: IndexFlat with the same selector",
+        "  ratios of QPS: ÷ faiss = VexFS / faiss + IDSelector; pidx÷faiss = VexFS + payload index / faiss + IDSelector; pidx÷exact = VexFS + payload index / faiss exact",
+        "  one untimed query per fraction and system first; p90, p99, p99.9 and max of every cell are in --json",
+    ] {
+        push_line(&mut out, line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +420,7 @@ mod tests {
                 finish_ms: 1.0,
             },
             first_search_ms: 5.0,
+            index_wait_ms: 0.0,
             ready_seconds: 1.005,
             settings: vec![
                 search("efSearch=32", qps * 2.0, 0.95),
@@ -326,6 +445,7 @@ mod tests {
             settings: vec!["efSearch=32".into(), "efSearch=64".into()],
             vexfs: system("VexFS (through FUSE)", 500.0),
             faiss: system("faiss in-process", 1000.0),
+            filtered: None,
             original_published: ORIGINAL_PUBLISHED,
             peers_measured_separately: PEERS,
             plot: Vec::new(),
@@ -351,6 +471,71 @@ mod tests {
             .find(|l| l.starts_with("efSearch=64"))
             .unwrap();
         assert!(row.trim_end().ends_with("0.50"), "{row}");
+    }
+
+    #[test]
+    fn the_filtered_table_has_a_row_per_selectivity_with_the_ratio() {
+        let stats = |qps: f64, recall_at_k: f64| FilteredStats {
+            queries: 200,
+            seconds: 200.0 / qps,
+            qps,
+            lat_us: Percentiles {
+                p50: 1e6 / qps,
+                ..Default::default()
+            },
+            recall_at_k,
+            short_answers: 0,
+        };
+        let row = |selectivity: f64, matching: usize| crate::search::FilteredRow {
+            selectivity,
+            bucket_limit: 0,
+            filter: String::new(),
+            matching,
+            vexfs: stats(400.0, 1.0),
+            vexfs_payload_index: stats(1200.0, 1.0),
+            faiss: stats(1600.0, 0.97),
+            faiss_exact: stats(800.0, 1.0),
+        };
+        let report = FilteredReport {
+            queries: 200,
+            k: 10,
+            search_params: "efSearch=64".into(),
+            ground_truth: "computed here",
+            payloads: crate::search::PayloadStats {
+                payloads: 100_000,
+                batch: 10_000,
+                seconds: 0.5,
+                payloads_per_s: 200_000.0,
+                batch_lat_us: Percentiles::default(),
+                fsync_ms: 3.0,
+            },
+            vexfs_index_status: "index=HNSW32 indexed=100000 building=none".into(),
+            payload_index: "bucket:integer",
+            rows: vec![row(0.5, 50_123), row(0.001, 97)],
+        };
+        let table = render_filtered(&report);
+        for needle in [
+            "200000 payloads/s",
+            "efSearch=64",
+            "IDSelector",
+            "pidx÷exact",
+            "index=HNSW32",
+            "payload_index=bucket:integer",
+        ] {
+            assert!(table.contains(needle), "{needle} missing:\n{table}");
+        }
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with("0.001"))
+            .unwrap();
+        let cells: Vec<&str> = line.split_whitespace().filter(|c| *c != "|").collect();
+        assert_eq!(cells[1], "97", "{line}");
+        assert_eq!(
+            cells[cells.len() - 3..],
+            ["0.250", "0.750", "1.500"],
+            "{line}"
+        );
+        assert!(line.contains("0.9700"), "{line}");
     }
 
     #[test]

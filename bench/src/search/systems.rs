@@ -4,6 +4,7 @@
 //! timing loop in `measure.rs` is written once.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use faiss::index::autotune::ParameterSpace;
@@ -11,6 +12,7 @@ use faiss::index::IndexImpl;
 use faiss::{index_factory, Index, MetricType};
 
 use crate::datasets::Metric;
+use crate::fs::check_interrupted;
 use crate::vectors::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
 
 /// What the timing loop asks of a system.
@@ -28,7 +30,18 @@ pub trait VectorSystem {
     fn search(&mut self, query: &[f32], ids: &mut [u64]) -> Result<usize>;
     /// Search parameters as faiss's ParameterSpace names them (`efSearch=64`).
     fn set_search_params(&mut self, params: &str) -> Result<()>;
+    /// After the first search: returns once the index that search asked
+    /// for answers queries (VexFS builds a large one in the background and
+    /// scans exactly meanwhile). faiss's is in place after its add.
+    fn wait_for_index(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
+
+/// Longest a background index build is waited for.
+pub const INDEX_BUILD_WAIT_MAX: Duration = Duration::from_secs(30 * 60);
+/// How often `user.vexfs.status` is read meanwhile.
+const INDEX_BUILD_POLL: Duration = Duration::from_millis(50);
 
 /// `name=value,name=value` as faiss's ParameterSpace reads it.
 pub fn parse_search_params(params: &str) -> Result<Vec<(String, f64)>> {
@@ -140,6 +153,23 @@ impl VectorSystem for VexfsSystem {
             .set_xattr(XATTR_SEARCH, params)
             .with_context(|| format!("setxattr {XATTR_SEARCH}={params:?}"))
     }
+
+    /// Polls `user.vexfs.status` until no build is in progress.
+    fn wait_for_index(&mut self) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            check_interrupted()?;
+            let status = self.file.status().context("getxattr user.vexfs.status")?;
+            match status.get("building").map(String::as_str) {
+                None | Some("none") => return Ok(()),
+                Some(building) if started.elapsed() > INDEX_BUILD_WAIT_MAX => bail!(
+                    "the {building} index was still building after {} s",
+                    INDEX_BUILD_WAIT_MAX.as_secs()
+                ),
+                Some(_) => std::thread::sleep(INDEX_BUILD_POLL),
+            }
+        }
+    }
 }
 
 extern "C" {
@@ -190,6 +220,69 @@ impl FaissSystem {
         };
         system.set_search_params(search_params)?;
         Ok(system)
+    }
+
+    /// Search parameters admitting only `ids` (each below `count`, the
+    /// vectors added): faiss's IDSelectorBitmap over the labels.
+    pub fn select(&self, ids: &[u64], count: usize) -> Result<Selection> {
+        if count as u64 != self.index.ntotal() || ids.iter().any(|&id| id >= count as u64) {
+            bail!(
+                "a selection of ids below {count} on an index of {}",
+                self.index.ntotal()
+            );
+        }
+        Selection::new(self.index.inner_ptr(), ids, count)
+    }
+
+    /// Distances and labels for one query of `k`, reused across queries.
+    pub fn result_buffers(&self, k: usize) -> (Vec<f32>, Vec<faiss_sys::idx_t>) {
+        (vec![0.0; k], vec![-1; k])
+    }
+
+    /// [`search`](VectorSystem::search) among the ids of `selection`, into
+    /// `ids` (k = `buffers`' length, k ≤ `ids.len()`).
+    pub fn search_selected(
+        &mut self,
+        query: &[f32],
+        selection: &Selection,
+        buffers: &mut (Vec<f32>, Vec<faiss_sys::idx_t>),
+        ids: &mut [u64],
+    ) -> Result<usize> {
+        let (distances, labels) = buffers;
+        let k = labels.len();
+        if distances.len() != k || ids.len() < k || query.len() != self.dims {
+            bail!(
+                "search_selected: buffers of {} and {k}, {} ids, a query of {}",
+                distances.len(),
+                ids.len(),
+                query.len()
+            );
+        }
+        let index = self.index.inner_ptr();
+        let query = Self::as_indexed(&mut self.scratch, self.normalize, self.dims, query);
+        // SAFETY: the index is live for &mut self; query is one vector of
+        // its dimensions (checked above); distances and labels have room for
+        // k results; the parameters live in `selection`, borrowed for the call.
+        let status = unsafe {
+            faiss_sys::faiss_Index_search_with_params(
+                index,
+                1,
+                query.as_ptr(),
+                k as faiss_sys::idx_t,
+                selection.params,
+                distances.as_mut_ptr(),
+                labels.as_mut_ptr(),
+            )
+        };
+        if status != 0 {
+            bail!("faiss search with an ID selector: {}", faiss_error());
+        }
+        let mut written = 0;
+        for (slot, &label) in ids.iter_mut().zip(labels.iter()) {
+            *slot = u64::try_from(label).unwrap_or(u64::MAX);
+            written += usize::from(label >= 0);
+        }
+        Ok(written)
     }
 
     /// The vectors as the index sees them: normalised copies for cosine.
@@ -275,6 +368,86 @@ impl VectorSystem for FaissSystem {
     }
 }
 
+fn faiss_error() -> String {
+    // SAFETY: faiss returns a NUL-terminated thread-local message or NULL.
+    let message = unsafe { faiss_sys::faiss_get_last_error() };
+    if message.is_null() {
+        return "faiss failed without a message".into();
+    }
+    // SAFETY: non-NULL and NUL-terminated, valid until the next faiss call on this thread.
+    unsafe { std::ffi::CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// faiss search parameters that admit only the labels set in a bitmap
+/// (LSB first); the bench's faiss labels are its ids (insertion order).
+/// Made once per filter, outside a timed loop.
+pub struct Selection {
+    /// Read by the selector through a raw pointer: not touched while it lives.
+    _bitmap: Vec<u8>,
+    selector: *mut faiss_sys::FaissIDSelector,
+    params: *mut faiss_sys::FaissSearchParameters,
+}
+
+impl Selection {
+    fn new(index: *mut faiss_sys::FaissIndex, matching: &[u64], count: usize) -> Result<Self> {
+        let mut bitmap = vec![0u8; count.div_ceil(8)];
+        for &id in matching {
+            bitmap[id as usize / 8] |= 1 << (id % 8);
+        }
+        let mut selector: *mut faiss_sys::FaissIDSelectorBitmap = std::ptr::null_mut();
+        // SAFETY: the selector keeps a pointer into `bitmap`'s heap buffer,
+        // which this struct owns and never changes, and frees after it.
+        let status = unsafe {
+            faiss_sys::faiss_IDSelectorBitmap_new(&mut selector, bitmap.len(), bitmap.as_ptr())
+        };
+        if status != 0 {
+            bail!("faiss IDSelectorBitmap: {}", faiss_error());
+        }
+        let mut selection = Self {
+            _bitmap: bitmap,
+            selector: selector as *mut faiss_sys::FaissIDSelector,
+            params: std::ptr::null_mut(),
+        };
+        // SAFETY: index is live for the call; the cast returns NULL for a
+        // non-IVF index; the parameters only point at the live selector. An
+        // IVF index reads only IVF parameters, with its own nprobe (set by
+        // the last setting, not changed while this lives).
+        let status = unsafe {
+            let ivf = faiss_sys::faiss_IndexIVF_cast(index);
+            if ivf.is_null() {
+                faiss_sys::faiss_SearchParameters_new(&mut selection.params, selection.selector)
+            } else {
+                let nprobe = faiss_sys::faiss_IndexIVF_nprobe(ivf);
+                faiss_sys::faiss_SearchParametersIVF_new_with(
+                    &mut selection.params,
+                    selection.selector,
+                    nprobe,
+                    0,
+                )
+            }
+        };
+        if status != 0 {
+            bail!("faiss SearchParameters: {}", faiss_error());
+        }
+        Ok(selection)
+    }
+}
+
+impl Drop for Selection {
+    fn drop(&mut self) {
+        // SAFETY: both were made in new and are freed once, the parameters
+        // first (they do not own the selector); the bitmap outlives both.
+        unsafe {
+            if !self.params.is_null() {
+                faiss_sys::faiss_SearchParameters_free(self.params);
+            }
+            faiss_sys::faiss_IDSelector_free(self.selector);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +475,34 @@ mod tests {
         let mut ids = [u64::MAX; 2];
         assert_eq!(faiss.search(&[1.0, 1.0], &mut ids).unwrap(), 2);
         assert_eq!(ids, [1, 0]);
+    }
+
+    #[test]
+    fn a_selection_admits_only_its_ids_on_flat_and_hnsw() {
+        single_threaded_faiss();
+        let rows: Vec<f32> = (0..64).flat_map(|i| [1.0, i as f32 / 64.0]).collect();
+        let all: Vec<u64> = (0..64).collect();
+        for index in ["Flat", "HNSW8"] {
+            let mut faiss = FaissSystem::new(2, Metric::L2, index, "").unwrap();
+            faiss.insert(&rows, &all).unwrap();
+            let selection = faiss.select(&[5, 40, 63], 64).unwrap();
+            let mut buffers = faiss.result_buffers(4);
+            let mut ids = [0u64; 4];
+            let found = faiss
+                .search_selected(&[1.0, 0.0], &selection, &mut buffers, &mut ids)
+                .unwrap();
+            if index == "Flat" {
+                assert_eq!((found, ids), (3, [5, 40, 63, u64::MAX]));
+            } else {
+                // A graph walked past the others may miss some; never a stranger.
+                assert!(found >= 1, "{ids:?}");
+                assert!(
+                    ids[..found].iter().all(|id| [5, 40, 63].contains(id)),
+                    "{ids:?}"
+                );
+                assert!(ids[found..].iter().all(|&id| id == u64::MAX), "{ids:?}");
+            }
+            assert!(faiss.select(&[64], 64).is_err());
+        }
     }
 }
