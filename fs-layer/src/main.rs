@@ -1,4 +1,5 @@
-//! `vexfs`: mkfs, fsck, mount and info for VexFS. Invoked as `mkfs.vexfs`,
+//! `vexfs`: mkfs, fsck, mount and info for VexFS (and `serve`, which runs
+//! the HTTP server's own program). Invoked as `mkfs.vexfs`,
 //! `fsck.vexfs` or `mount.vexfs` it acts as that subcommand, so
 //! `mkfs -t vexfs` and `mount -t vexfs` work once those names are in PATH.
 
@@ -80,6 +81,13 @@ enum Command {
     },
     /// Print the superblock and usage.
     Info { path: String },
+    /// Serve the vector files of a mount over HTTP (Qdrant's REST API):
+    /// runs `vexfs-serve` from beside this program (docs/HTTP.md).
+    #[command(disable_help_flag = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -244,7 +252,26 @@ fn run(command: Command) -> anyhow::Result<u8> {
             print_superblock(&path, &sb);
             Ok(0)
         }
+        Command::Serve { args } => serve(&args),
     }
+}
+
+/// `vexfs serve ARGS`: replaces this process with `vexfs-serve ARGS`, the
+/// HTTP server (crate server/), found beside this program. The server is
+/// its own program so the filesystem's carries no HTTP stack.
+fn serve(args: &[String]) -> anyhow::Result<u8> {
+    use std::os::unix::process::CommandExt;
+    let me = std::env::current_exe().context("finding this program")?;
+    let server = me.with_file_name("vexfs-serve");
+    if !server.exists() {
+        bail!(
+            "{} is not installed beside {} (cargo build -p vexfs-server builds it)",
+            server.display(),
+            me.display()
+        );
+    }
+    let error = std::process::Command::new(&server).args(args).exec();
+    Err(error).with_context(|| format!("running {}", server.display()))
 }
 
 /// Copies the backup superblock over a damaged primary. Returns whether it did.

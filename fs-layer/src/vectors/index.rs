@@ -182,9 +182,24 @@ pub struct VectorIndex {
     /// reached the index.
     labels: Option<Labels>,
     exclusion: Exclusion,
+    /// Changes whenever the labels may mean other slots (a new index, an
+    /// add, a replace, a delete): what was derived from them (a filter's
+    /// label bitmap) is current while this is the same.
+    serial: u64,
+}
+
+/// Source of [`VectorIndex`] serials, unique in the process.
+static INDEX_SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_serial() -> u64 {
+    INDEX_SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl VectorIndex {
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Builds `choice.factory` over all `rows`, training it first when it needs training.
     pub fn build(
         choice: &IndexChoice,
@@ -235,6 +250,7 @@ impl VectorIndex {
             built_over: rows.len() / dimensions,
             labels: None,
             exclusion,
+            serial: next_serial(),
         };
         built.set_params(&choice.params)?;
         Ok(built)
@@ -300,6 +316,7 @@ impl VectorIndex {
             }
         }
         self.covered += added;
+        self.serial = next_serial();
         Ok(())
     }
 
@@ -312,6 +329,7 @@ impl VectorIndex {
         self.labels
             .get_or_insert_with(|| Labels::identity(covered))
             .replace(slot);
+        self.serial = next_serial();
         Ok(())
     }
 
@@ -323,6 +341,7 @@ impl VectorIndex {
             .get_or_insert_with(|| Labels::identity(covered))
             .remove(hole);
         self.covered -= 1;
+        self.serial = next_serial();
     }
 
     /// Labels that stand for no row.
@@ -351,6 +370,7 @@ impl VectorIndex {
         self.covered = labels.slots();
         self.built_over = labels.slots();
         self.labels = Some(labels);
+        self.serial = next_serial();
         Ok(self)
     }
 
@@ -378,19 +398,14 @@ impl VectorIndex {
         Ok(self.hits(&labels, &distances, k))
     }
 
-    /// [`search`](Self::search) among the slots `wanted` marks (bit s of
-    /// byte s / 8, LSB first: a filter's matches); None when this family
-    /// takes no ID selector (PQ, LSH), which leaves the caller an exact scan.
-    pub fn search_among(
-        &self,
-        query: &[f32],
-        k: usize,
-        wanted: &[u8],
-    ) -> Result<Option<Vec<Hit>>, String> {
+    /// The labels whose slots `wanted` marks (bit s of byte s / 8, LSB
+    /// first: a filter's matches), as a bitmap faiss's selector takes; None
+    /// when this family takes no ID selector (PQ, LSH), which leaves the
+    /// caller an exact scan. Made once per filter and index state.
+    pub fn label_bitmap(&self, wanted: &[u8]) -> Option<Vec<u8>> {
         if self.exclusion == Exclusion::OverFetch {
-            return Ok(None);
+            return None;
         }
-        let query = self.prepared_query(query);
         let label_count = self.labels.as_ref().map_or(self.covered, Labels::labels);
         let mut bitmap = vec![0u8; label_count.div_ceil(8)];
         for label in 0..label_count {
@@ -402,13 +417,24 @@ impl VectorIndex {
                 bitmap[label / 8] |= 1 << (label % 8);
             }
         }
+        Some(bitmap)
+    }
+
+    /// [`search`](Self::search) among the labels of `bitmap` (from
+    /// [`label_bitmap`](Self::label_bitmap)). faiss's HNSW stops once
+    /// efSearch visited candidates are closer than the next one, whatever k
+    /// is, so asking for more results would not widen the search: recall
+    /// under a filter is raised by efSearch (`user.vexfs.search`), as
+    /// without one.
+    pub fn search_among(&self, query: &[f32], k: usize, bitmap: &[u8]) -> Result<Vec<Hit>, String> {
+        let query = self.prepared_query(query);
         let k = k.min(self.covered.max(1));
         let mut distances = vec![0f32; k];
         let mut labels = vec![-1 as faiss_sys::idx_t; k];
-        if self.search_selected(&bitmap, &query, &mut distances, &mut labels) != 0 {
+        if self.search_selected(bitmap, &query, &mut distances, &mut labels) != 0 {
             return Err(last_faiss_error());
         }
-        Ok(Some(self.hits(&labels, &distances, k)))
+        Ok(self.hits(&labels, &distances, k))
     }
 
     /// The query as the index holds its rows (normalised for cosine).
@@ -609,6 +635,7 @@ impl VectorIndex {
             built_over: covered,
             labels: None,
             exclusion,
+            serial: next_serial(),
         };
         loaded.set_params(params)?;
         Ok(loaded)

@@ -91,6 +91,8 @@ pub struct VectorFile {
     /// The payload index last built for a filtered request (search.rs),
     /// with what it was built for.
     payload_index: Mutex<Option<search::CachedPayloadIndex>>,
+    /// What recent filters matched (search.rs).
+    matches: Mutex<search::MatchesCache>,
 }
 
 /// Vector files in memory, by inode.
@@ -472,6 +474,7 @@ impl Fs {
             building: None,
             choice: Mutex::new(Rank::Table, None),
             payload_index: Mutex::new(Rank::Table, None),
+            matches: Mutex::new(Rank::Table, search::MatchesCache::default()),
         })
     }
 
@@ -557,6 +560,7 @@ impl Fs {
                     building: None,
                     choice: Mutex::new(Rank::Table, None),
                     payload_index: Mutex::new(Rank::Table, None),
+                    matches: Mutex::new(Rank::Table, search::MatchesCache::default()),
                 };
                 // On disk first, in memory after: nobody sees a vector file
                 // that is not one on disk.

@@ -152,8 +152,10 @@ impl Fs {
         let file = read_lock(&file);
         let mut ids: Vec<u64> = match filter {
             Some(filter) => self
-                .matching_slots(ino, &file, filter)?
-                .into_iter()
+                .matches(ino, &file, filter)?
+                .slots()
+                .iter()
+                .copied()
                 .map(|slot| file.set.ids()[slot])
                 .filter(|&id| id >= start_id)
                 .collect(),

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::interrupt::Interrupt;
-use crate::locks::RwLock;
+use crate::locks::{Mutex, Rank, RwLock};
 
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
-use super::filter::{parse_index_spec, Filter, IndexedField, PayloadIndex};
+use super::filter::{parse_index_spec, Candidates, Filter, IndexedField, PayloadIndex};
 use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
@@ -57,6 +57,85 @@ fn slot_bitmap(matching: &[usize], slots: usize) -> Vec<u8> {
         bitmap[slot / 8] |= 1 << (slot % 8);
     }
     bitmap
+}
+
+/// Filters whose matches one file keeps, the most recent first: an
+/// application that repeats a filter (a tenant, a category) has its
+/// matches found once per state of the file, as an in-process user of
+/// faiss keeps its ID selector.
+const MATCHES_CACHED_MAX: usize = 8;
+/// Slots the cached match lists of one file hold together (8 bytes each,
+/// plus the bitmaps); a filter matching more is not kept.
+const MATCHES_CACHED_SLOTS_MAX: usize = 8 << 20;
+
+/// The vectors one filter matches in one state of a file.
+pub(super) struct Matches {
+    filter: Box<[u8]>,
+    /// (generation, payloads version, attribute epoch) they were found at.
+    stamp: (u64, u64, u64),
+    /// Matching slots, ascending.
+    slots: Vec<usize>,
+    /// The labels of those slots in the file's index, for faiss's selector.
+    labels: Mutex<Option<LabelBitmap>>,
+}
+
+/// A filter's matches as labels of one index state: (index serial, bitmap;
+/// None when the index takes no selector).
+type LabelBitmap = (u64, Option<Arc<Vec<u8>>>);
+
+/// A file's recent [`Matches`].
+#[derive(Default)]
+pub(super) struct MatchesCache {
+    recent: std::collections::VecDeque<Arc<Matches>>,
+}
+
+impl MatchesCache {
+    fn find(&self, filter: &[u8], stamp: (u64, u64, u64)) -> Option<Arc<Matches>> {
+        self.recent
+            .iter()
+            .find(|m| m.stamp == stamp && *m.filter == *filter)
+            .cloned()
+    }
+
+    fn keep(&mut self, matches: Arc<Matches>) {
+        if matches.slots.len() > MATCHES_CACHED_SLOTS_MAX {
+            return;
+        }
+        self.recent.push_front(matches);
+        let mut slots = 0;
+        let kept = self
+            .recent
+            .iter()
+            .take(MATCHES_CACHED_MAX)
+            .take_while(|m| {
+                slots += m.slots.len();
+                slots <= MATCHES_CACHED_SLOTS_MAX
+            })
+            .count();
+        self.recent.truncate(kept);
+    }
+}
+
+impl Matches {
+    /// Matching slots, ascending.
+    pub(super) fn slots(&self) -> &[usize] {
+        &self.slots
+    }
+
+    /// The index's labels of these slots, made once per index state.
+    fn label_bitmap(&self, index: &VectorIndex, slots: usize) -> Option<Arc<Vec<u8>>> {
+        let mut cached = self.labels.lock();
+        if let Some((serial, bitmap)) = cached.as_ref() {
+            if *serial == index.serial() {
+                return bitmap.clone();
+            }
+        }
+        let bitmap = index
+            .label_bitmap(&slot_bitmap(&self.slots, slots))
+            .map(Arc::new);
+        *cached = Some((index.serial(), bitmap.clone()));
+        bitmap
+    }
 }
 
 /// A file's payload index (`user.vexfs.payload_index`) as of attribute
@@ -142,17 +221,18 @@ impl Fs {
             if !any {
                 return Ok(vec![Vec::new(); count]);
             }
-            let matching = among
+            let matches = among
                 .filter
-                .map(|f| self.matching_slots(ino, &guard, f))
+                .map(|f| self.matches(ino, &guard, f))
                 .transpose()?;
+            let matching = matches.as_ref().map(|m| m.slots.as_slice());
             let scan = |guard: &VectorFile, matching: Option<&[usize]>| {
                 queries
                     .chunks(d)
                     .map(|q| guard.scan(q, k, search_type, matching, interrupt))
                     .collect::<Result<Vec<_>>>()
             };
-            if let Some(m) = &matching {
+            if let Some(m) = matching {
                 if m.is_empty() {
                     return Ok(vec![Vec::new(); count]);
                 }
@@ -166,13 +246,17 @@ impl Fs {
             }
             if guard.index_serves(search_type, &choice) {
                 let index = guard.index.as_ref().expect("checked by index_serves");
-                let wanted = matching.as_deref().map(|m| slot_bitmap(m, guard.set.len()));
-                let reachable = matching.as_ref().map_or(guard.set.len(), Vec::len);
+                // None: no filter; Some(None): the family takes no selector.
+                let labels = matches
+                    .as_ref()
+                    .map(|m| m.label_bitmap(index, guard.set.len()));
+                let reachable = matching.map_or(guard.set.len(), <[usize]>::len);
                 let mut answers = Vec::with_capacity(count);
                 for query in queries.chunks(d) {
-                    let hits = match &wanted {
+                    let hits = match &labels {
                         None => Some(index.search(query, k)),
-                        Some(bitmap) => index.search_among(query, k, bitmap).transpose(),
+                        Some(Some(bitmap)) => Some(index.search_among(query, k, bitmap)),
+                        Some(None) => None,
                     };
                     let hits = hits.transpose().map_err(|e| {
                         Error::refused(libc::EIO, format!("faiss search failed: {e}"))
@@ -184,7 +268,7 @@ impl Fs {
                         Some(hits) if hits.len() >= k.min(reachable) => {
                             resolve_ids(&guard.set, &hits)
                         }
-                        _ => guard.scan(query, k, search_type, matching.as_deref(), interrupt)?,
+                        _ => guard.scan(query, k, search_type, matching, interrupt)?,
                     });
                 }
                 return Ok(answers);
@@ -206,7 +290,7 @@ impl Fs {
             {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                return scan(&guard, matching.as_deref());
+                return scan(&guard, matching);
             }
             drop(guard);
             let mut guard = write_lock(&file);
@@ -215,14 +299,15 @@ impl Fs {
             }
             if !guard.index_serves(search_type, &choice) {
                 // The slots may have moved while no lock was held.
-                let matching = among
+                let matches = among
                     .filter
-                    .map(|f| self.matching_slots(ino, &guard, f))
+                    .map(|f| self.matches(ino, &guard, f))
                     .transpose()?;
+                let matching = matches.as_ref().map(|m| m.slots.as_slice());
                 match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
-                    Ok(Prepared::Building) => return scan(&guard, matching.as_deref()),
+                    Ok(Prepared::Building) => return scan(&guard, matching),
                     Err(e) => {
                         guard.failed =
                             Some((choice.factory.clone(), search_type, guard.generation));
@@ -230,28 +315,53 @@ impl Fs {
                             "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                             choice.factory
                         );
-                        return scan(&guard, matching.as_deref());
+                        return scan(&guard, matching);
                     }
                 }
             }
         }
     }
 
-    /// The slots of `file` whose (id, payload) `filter` matches, ascending:
-    /// checked only among the payload index's candidates when the file has
-    /// one that answers part of the filter, else over every slot.
-    pub(super) fn matching_slots(
+    /// What `filter` matches in `file` now: from the file's recent
+    /// matches when the same filter met the same state, else found (and kept).
+    pub(super) fn matches(
         &self,
         ino: u64,
         file: &VectorFile,
         filter: &Filter,
-    ) -> Result<Vec<usize>> {
-        let candidates = if filter.id_candidates().is_some() {
-            None // a has_id list is narrower than any index
-        } else {
-            self.payload_candidates(ino, file, filter)?
-        };
-        Ok(file.matching_slots(filter, candidates))
+    ) -> Result<Arc<Matches>> {
+        let stamp = (
+            file.generation,
+            file.payloads.version(),
+            self.vectors.xattr_epoch(),
+        );
+        if let Some(found) = file.matches.lock().find(filter.source(), stamp) {
+            return Ok(found);
+        }
+        let matches = Arc::new(Matches {
+            filter: filter.source().into(),
+            stamp,
+            slots: self.matching_slots(ino, file, filter)?,
+            labels: Mutex::new(Rank::Table, None),
+        });
+        file.matches.lock().keep(matches.clone());
+        Ok(matches)
+    }
+
+    /// The slots of `file` whose (id, payload) `filter` matches, ascending:
+    /// checked only among the payload index's candidates when the file has
+    /// one that answers part of the filter (taken as they are when it
+    /// answers all of it), else over every slot.
+    fn matching_slots(&self, ino: u64, file: &VectorFile, filter: &Filter) -> Result<Vec<usize>> {
+        if filter.id_candidates().is_some() {
+            // A has_id list is narrower than any index.
+            return Ok(file.matching_slots(filter, None));
+        }
+        Ok(match self.payload_candidates(ino, file, filter)? {
+            Some(candidates) if candidates.exact => candidates.slots,
+            Some(candidates) => file.matching_slots(filter, Some(candidates.slots)),
+            None => file.matching_slots(filter, None),
+        })
     }
 
     /// The payload index's candidates for `filter`, building the index
@@ -261,7 +371,7 @@ impl Fs {
         ino: u64,
         file: &VectorFile,
         filter: &Filter,
-    ) -> Result<Option<Vec<usize>>> {
+    ) -> Result<Option<Candidates>> {
         // Read before the attribute: a change after this makes the cache
         // stale, never the other way round. The attribute is read with no
         // cache lock held (the metadata lock ranks before it).

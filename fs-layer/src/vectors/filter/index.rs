@@ -87,7 +87,24 @@ enum FieldValues {
         /// A float sits at the key somewhere: a range may match it, so
         /// ranges are not answered from `slots_of`.
         floats: bool,
+        /// An integer past ±2^53 sits there: a range compares it as the
+        /// nearest f64, so the index's integer answer may differ by one
+        /// value at the bounds; its slots are then only candidates.
+        wide: bool,
     },
+}
+
+/// Integers up to this magnitude are exact as f64.
+const F64_EXACT_INTEGER_MAX: i64 = 1 << 53;
+
+/// What [`PayloadIndex::candidates`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Candidates {
+    /// Slots, ascending, among which every match lies.
+    pub slots: Vec<usize>,
+    /// Every slot matches: the index answered the whole filter (only
+    /// `must` conditions, each on an indexed key, each exactly).
+    pub exact: bool,
 }
 
 impl PayloadIndex {
@@ -106,6 +123,7 @@ impl PayloadIndex {
                         IndexKind::Integer => FieldValues::Integer {
                             slots_of: BTreeMap::new(),
                             floats: false,
+                            wide: false,
                         },
                     };
                     (f.key.clone(), values)
@@ -133,29 +151,34 @@ impl PayloadIndex {
         index
     }
 
-    /// Slots, ascending, among which every match of `filter` lies; None
-    /// when no condition of its `must` tests an indexed key the index can
-    /// answer.
-    pub fn candidates(&self, filter: &Filter) -> Option<Vec<usize>> {
+    /// The slots among which every match of `filter` lies; None when no
+    /// condition of its `must` tests an indexed key the index can answer.
+    pub fn candidates(&self, filter: &Filter) -> Option<Candidates> {
         let mut kept: Option<Vec<u32>> = None;
+        let mut exact = filter.should.is_none() && filter.must_not.is_empty();
         for condition in &filter.must {
-            let Condition::Field { path, test } = condition else {
+            let answer = match condition {
+                Condition::Field { path, test } => self
+                    .fields
+                    .iter()
+                    .filter(|(key, _)| key == path)
+                    .find_map(|(_, values)| values.slots(test)),
+                _ => None,
+            };
+            let Some((slots, answered_exactly)) = answer else {
+                exact = false;
                 continue;
             };
-            let Some(slots) = self
-                .fields
-                .iter()
-                .filter(|(key, _)| key == path)
-                .find_map(|(_, values)| values.slots(test))
-            else {
-                continue;
-            };
+            exact &= answered_exactly;
             kept = Some(match kept {
                 None => slots,
                 Some(before) => intersect(&before, &slots),
             });
         }
-        kept.map(|slots| slots.into_iter().map(|s| s as usize).collect())
+        kept.map(|slots| Candidates {
+            slots: slots.into_iter().map(|s| s as usize).collect(),
+            exact,
+        })
     }
 }
 
@@ -165,8 +188,18 @@ impl FieldValues {
             (FieldValues::Keyword(slots_of), Value::String(s)) => {
                 slots_of.entry(s.clone()).or_default().push(slot)
             }
-            (FieldValues::Integer { slots_of, floats }, Value::Number(n)) => match n.as_i64() {
-                Some(i) => slots_of.entry(i).or_default().push(slot),
+            (
+                FieldValues::Integer {
+                    slots_of,
+                    floats,
+                    wide,
+                },
+                Value::Number(n),
+            ) => match n.as_i64() {
+                Some(i) => {
+                    *wide |= !(-F64_EXACT_INTEGER_MAX..=F64_EXACT_INTEGER_MAX).contains(&i);
+                    slots_of.entry(i).or_default().push(slot)
+                }
                 None => *floats = true,
             },
             _ => {}
@@ -184,9 +217,14 @@ impl FieldValues {
         }
     }
 
-    /// The slots holding a value `test` accepts, sorted; None when this
-    /// index cannot tell.
-    fn slots(&self, test: &FieldTest) -> Option<Vec<u32>> {
+    /// The slots holding a value `test` accepts, sorted, and whether they
+    /// are exactly the slots `test` holds for; None when this index cannot
+    /// tell.
+    fn slots(&self, test: &FieldTest) -> Option<(Vec<u32>, bool)> {
+        let exact = !matches!(
+            (self, test),
+            (FieldValues::Integer { wide: true, .. }, FieldTest::Range(_))
+        );
         let lists: Vec<&Vec<u32>> = match (self, test) {
             (FieldValues::Keyword(slots_of), FieldTest::Keyword(s)) => {
                 slots_of.get(s.as_str()).into_iter().collect()
@@ -209,6 +247,7 @@ impl FieldValues {
                 FieldValues::Integer {
                     slots_of,
                     floats: false,
+                    ..
                 },
                 FieldTest::Range(range),
             ) => {
@@ -224,7 +263,7 @@ impl FieldValues {
         let mut slots: Vec<u32> = lists.into_iter().flatten().copied().collect();
         slots.sort_unstable();
         slots.dedup();
-        Some(slots)
+        Some((slots, exact))
     }
 }
 
@@ -285,12 +324,16 @@ mod tests {
             .collect();
         let candidates = index.candidates(&filter)?;
         let from_index: Vec<usize> = candidates
+            .slots
             .iter()
             .copied()
             .filter(|&s| filter.matches(s as u64, Some(&payloads[s])))
             .collect();
         assert_eq!(from_index, all, "{filter:?}");
-        Some(candidates.len())
+        if candidates.exact {
+            assert_eq!(candidates.slots, all, "exact candidates of {filter:?}");
+        }
+        Some(candidates.slots.len())
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod payload;
 mod randomized;
 
 pub use index::{
-    parse_index_spec, IndexKind, IndexedField, PayloadIndex, PAYLOAD_INDEX_FIELDS_MAX,
+    parse_index_spec, Candidates, IndexKind, IndexedField, PayloadIndex, PAYLOAD_INDEX_FIELDS_MAX,
     PAYLOAD_INDEX_SPEC_BYTES_MAX,
 };
 pub use payload::{merge_payload, parse_payload, PAYLOAD_BYTES_MAX, PAYLOAD_DEPTH_MAX};
@@ -88,6 +88,9 @@ pub struct Filter {
     /// `None` when absent (holds); `Some(empty)` holds for no point.
     should: Option<Vec<Condition>>,
     must_not: Vec<Condition>,
+    /// The JSON it was parsed from (empty for a filter inside a filter):
+    /// what a cache of its matches is keyed by.
+    source: Box<[u8]>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,11 +120,18 @@ impl Filter {
         // walked recursively; filters in filters are bounded before each walk.
         let value: Value =
             serde_json::from_slice(json).map_err(|e| format!("filter: not JSON: {e}"))?;
-        Filter::from_value(&value)
+        let mut filter = Filter::from_value(&value)?;
+        filter.source = json.into();
+        Ok(filter)
     }
 
     fn from_value(value: &Value) -> Result<Filter, String> {
         Parser::default().filter(value, "filter", 1, FILTER_KEYS)
+    }
+
+    /// The JSON this filter was parsed from.
+    pub fn source(&self) -> &[u8] {
+        &self.source
     }
 
     /// Whether the point with this id and payload (a JSON object) passes.

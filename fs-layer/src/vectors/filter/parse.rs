@@ -62,6 +62,7 @@ impl Parser {
             must: must.unwrap_or_default(),
             should,
             must_not: must_not.unwrap_or_default(),
+            source: Box::default(),
         })
     }
 
