@@ -185,10 +185,16 @@ fn payloads_filter_search_and_survive_a_remount() {
         drop(f);
 
         // A merge replaces only the keys it names; a delete takes the payload with it.
+        // The same filter asked before and after each change sees the change.
+        let bergen = br#"{"must":[{"key":"city","match":{"value":"Bergen"}}]}"#;
+        let lima = br#"{"must":[{"key":"city","match":{"value":"Lima"}}]}"#;
+        assert_eq!(client.count(Some(bergen)).unwrap(), 0);
+        assert_eq!(client.count(Some(lima)).unwrap() as usize, n / 5);
         let merged = br#"{"city":"Bergen","new":1}"#;
         client
             .set_payloads(&[1007], &[&merged[..]], None, true)
             .unwrap();
+        assert_eq!(client.count(Some(bergen)).unwrap(), 1);
         let mut expected_1007 = payload_of(1007);
         expected_1007["city"] = json!("Bergen");
         expected_1007["new"] = json!(1);
@@ -198,6 +204,7 @@ fn payloads_filter_search_and_survive_a_remount() {
             .unwrap();
         assert_eq!(payload(&file, 1008), None);
         assert_eq!(delete(&file, &[1009]).unwrap(), 1);
+        assert_eq!(client.count(Some(lima)).unwrap() as usize, n / 5 - 1);
         assert_eq!(
             client.payloads(&[1009]).unwrap_err().raw_os_error(),
             Some(libc::ENOENT)
