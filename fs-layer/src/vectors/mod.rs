@@ -3,8 +3,9 @@
 //! into the file's own bytes (FORMAT.md §13) at fsync, at the periodic
 //! write-back, at last close and at unmount.
 //!
-//! Here: the files in memory, their lifetime, and the requests that change
-//! them; the search path is in [`search`], the write-back in `writeback`.
+//! Here: the files in memory and their lifetime; the requests that change
+//! them are in `requests`, the search path in [`search`], the write-back in
+//! `writeback`.
 //! Locks follow the one order of [`crate::locks`]: a file's [`VectorFile`]
 //! lock, then the file's `io` lock, the commit lock, the gate, the
 //! metadata lock, the tables.
@@ -16,15 +17,15 @@ pub mod filter;
 pub mod index;
 pub mod labels;
 pub mod layout;
+mod matches;
 pub mod payloads;
 mod points;
+mod requests;
 mod search;
 pub mod set;
 pub mod spec;
 pub mod stored;
 mod writeback;
-
-use self::writeback::Plan;
 
 pub use self::points::{PayloadChange, ScrollPage};
 pub use self::search::{Among, FILTER_INDEX_FRACTION_MIN};
@@ -45,7 +46,7 @@ use self::exact::Hit;
 use self::index::{IndexChoice, VectorIndex};
 use self::layout::{VectorMeta, CAPACITY_MIN};
 use self::payloads::Payloads;
-use self::set::{InsertRefusal, VectorSet};
+use self::set::VectorSet;
 
 /// Vectors one file may hold (`vector_count` is a u32 in the ABI).
 pub const FILE_VECTORS_MAX: usize = u32::MAX as usize;
@@ -88,11 +89,11 @@ pub struct VectorFile {
     /// The index choice last resolved from its `user.vexfs.*` attributes
     /// (search.rs): a search reads them only after they change.
     choice: Mutex<Option<search::CachedChoice>>,
-    /// The payload index last built for a filtered request (search.rs),
+    /// The payload index last built for a filtered request (matches.rs),
     /// with what it was built for.
-    payload_index: Mutex<Option<search::CachedPayloadIndex>>,
-    /// What recent filters matched (search.rs).
-    matches: Mutex<search::MatchesCache>,
+    payload_index: Mutex<Option<matches::CachedPayloadIndex>>,
+    /// What recent filters matched (matches.rs).
+    matches: Mutex<matches::MatchesCache>,
 }
 
 /// Vector files in memory, by inode.
@@ -328,36 +329,6 @@ impl VectorFile {
         }
     }
 
-    /// The slots whose (id, payload) `filter` matches, ascending; only
-    /// `candidates` (ascending, a superset of the matches) are checked when
-    /// given.
-    fn matching_slots(
-        &self,
-        filter: &filter::Filter,
-        candidates: Option<Vec<usize>>,
-    ) -> Vec<usize> {
-        let matches = |slot: usize| {
-            let id = self.set.ids()[slot];
-            filter.matches(id, self.payloads.get(id).map(payloads::Payload::value))
-        };
-        match filter.id_candidates() {
-            Some(ids) => {
-                let mut slots: Vec<usize> = ids
-                    .iter()
-                    .filter_map(|id| self.set.slot_of(*id))
-                    .filter(|&slot| matches(slot))
-                    .collect();
-                slots.sort_unstable();
-                slots.dedup();
-                slots
-            }
-            None => match candidates {
-                Some(slots) => slots.into_iter().filter(|&slot| matches(slot)).collect(),
-                None => (0..self.set.len()).filter(|&slot| matches(slot)).collect(),
-            },
-        }
-    }
-
     /// Building `choice` for `search_type` failed on these very vectors.
     fn index_failed(&self, search_type: u32, choice: &IndexChoice) -> bool {
         self.failed
@@ -474,7 +445,7 @@ impl Fs {
             building: None,
             choice: Mutex::new(Rank::Table, None),
             payload_index: Mutex::new(Rank::Table, None),
-            matches: Mutex::new(Rank::Table, search::MatchesCache::default()),
+            matches: Mutex::new(Rank::Table, matches::MatchesCache::default()),
         })
     }
 
@@ -499,269 +470,6 @@ impl Fs {
             set.slot_of(id).is_some()
         })
         .map_err(|e| Error::corrupt("vector payloads", ino, e))
-    }
-
-    // ---- the requests ----
-
-    pub fn set_vector_meta(&self, ino: u64, info: &VexfsVectorFileInfo) -> Result<()> {
-        self.check_writable()?;
-        limits::check_file_info(info).map_err(from_refusal)?;
-        if info.element_type != VEXFS_VECTOR_FLOAT32 {
-            return Err(einval(format!(
-                "element_type: {} is not supported; only FLOAT32 (1) is",
-                info.element_type
-            )));
-        }
-        if info.storage_format != VEXFS_STORAGE_DENSE {
-            return Err(einval(format!(
-                "storage_format: {} is not supported; only DENSE (0) is",
-                info.storage_format
-            )));
-        }
-        if info.compression_type != VEXFS_COMPRESS_NONE {
-            return Err(einval(format!(
-                "compression_type: {} is not supported; only NONE (0) is",
-                info.compression_type
-            )));
-        }
-        let fresh = || {
-            VectorMeta::empty(
-                info.dimensions,
-                info.element_type,
-                info.storage_format,
-                info.compression_type,
-                info.alignment_bytes,
-            )
-        };
-        let file = match self.vector_meta_item(ino)? {
-            None => {
-                // A plain file becomes a vector file only while it holds no
-                // bytes (checked again by the write-back, under the data lock).
-                let size = self.getattr(ino)?.size;
-                if size != 0 {
-                    return Err(Error::refused(
-                        libc::EBUSY,
-                        format!(
-                            "the file holds {size} bytes that are not vectors; truncate it first"
-                        ),
-                    ));
-                }
-                let mut file = VectorFile {
-                    meta: fresh(),
-                    set: VectorSet::new(info.dimensions),
-                    payloads: Payloads::default(),
-                    generation: 1,
-                    index: None,
-                    index_generation: 0,
-                    rewrite: true,
-                    truncate_first: false,
-                    failed: None,
-                    stored: false,
-                    building: None,
-                    choice: Mutex::new(Rank::Table, None),
-                    payload_index: Mutex::new(Rank::Table, None),
-                    matches: Mutex::new(Rank::Table, search::MatchesCache::default()),
-                };
-                // On disk first, in memory after: nobody sees a vector file
-                // that is not one on disk.
-                match self.write_back(ino, &mut file) {
-                    Ok(()) => return Ok(()),
-                    // A concurrent SET_VECTOR_META made it one first.
-                    Err(e) if e.errno() == libc::EEXIST => self.vector_file(ino)?,
-                    Err(e) => return Err(e),
-                }
-            }
-            Some(_) => self.vector_file(ino)?,
-        };
-        let mut file = write_lock(&file);
-        {
-            if file.layout_matches(info) {
-                if file.meta.alignment_bytes != info.alignment_bytes {
-                    file.meta.alignment_bytes = info.alignment_bytes;
-                    file.rewrite = true;
-                }
-                return Ok(());
-            }
-            if !file.set.is_empty() && info.vector_count != 0 {
-                return Err(Error::refused(
-                        libc::EBUSY,
-                        format!(
-                            "dimensions: the file holds {} vectors of {} dimensions; set vector_count = 0 to drop them for {}",
-                            file.set.len(),
-                            file.meta.dimensions,
-                            info.dimensions
-                        ),
-                    ));
-            }
-            file.set = VectorSet::new(info.dimensions);
-            file.payloads.clear();
-            file.meta = fresh();
-            file.rewrite = true;
-            file.truncate_first = true;
-            file.changed_all();
-            self.write_back(ino, &mut file)
-        }
-    }
-
-    pub fn get_vector_meta(&self, ino: u64) -> Result<VexfsVectorFileInfo> {
-        let file = self.vector_file(ino)?;
-        let info = read_lock(&file).info();
-        Ok(info)
-    }
-
-    /// BATCH_INSERT of rows already read from the caller.
-    pub fn insert_vectors(
-        &self,
-        ino: u64,
-        dimensions: u32,
-        rows: &[f32],
-        ids: Option<&[u64]>,
-        flags: u32,
-    ) -> Result<()> {
-        self.check_writable()?;
-        let shared = self.vector_file(ino)?;
-        let mut file = write_lock(&shared);
-        self.insert_locked(ino, &shared, &mut file, dimensions, rows, ids, flags, 0)
-    }
-
-    /// BATCH_INSERT into `file` (write-locked), reserving `more_blocks`
-    /// beyond what the rows' write-back needs (payloads set with them):
-    /// nothing changes unless all of it is taken.
-    #[allow(clippy::too_many_arguments)]
-    fn insert_locked(
-        &self,
-        ino: u64,
-        shared: &Arc<RwLock<VectorFile>>,
-        file: &mut VectorFile,
-        dimensions: u32,
-        rows: &[f32],
-        ids: Option<&[u64]>,
-        flags: u32,
-        more_blocks: u64,
-    ) -> Result<()> {
-        if dimensions != file.meta.dimensions {
-            return Err(einval(format!(
-                "dimensions: {dimensions} does not match the file's {}",
-                file.meta.dimensions
-            )));
-        }
-        // NaN and Inf are refused whatever the flags (VALIDATE is the
-        // default): faiss's graph search never ends over a NaN.
-        if let Some(at) = rows.iter().position(|x| !x.is_finite()) {
-            let d = dimensions as usize;
-            return Err(einval(format!(
-                "vectors: vector {} element {} is {} (NaN and Inf are refused)",
-                at / d,
-                at % d,
-                rows[at]
-            )));
-        }
-        let row_bytes = layout::row_bytes(dimensions);
-        let vectors_max = (FILE_VECTOR_BYTES_MAX / row_bytes).min(FILE_VECTORS_MAX as u64) as usize;
-        // The slots this batch replaces: the index learns of each.
-        let mut replaced: Vec<usize> = ids
-            .unwrap_or(&[])
-            .iter()
-            .filter_map(|id| file.set.slot_of(*id))
-            .collect();
-        replaced.sort_unstable();
-        replaced.dedup();
-        // The space its write-back needs is taken now: an insert the device
-        // cannot hold is refused here, not at fsync.
-        let count = (rows.len() / dimensions as usize) as u64;
-        self.reserve_for_change(
-            ino,
-            Plan::blocks_after_insert(file, count, replaced.len() as u64) + more_blocks,
-        )?;
-        let outcome = file
-            .set
-            .insert(rows, ids, flags & VEXFS_INSERT_NO_REPLACE != 0, vectors_max);
-        if more_blocks == 0 {
-            self.reserve_exactly(ino, file);
-        }
-        let outcome = outcome.map_err(|refusal| match refusal {
-            InsertRefusal::Exists(id) => Error::refused(
-                libc::EEXIST,
-                format!("vector_ids: id {id} is already stored (NO_REPLACE)"),
-            ),
-            InsertRefusal::TooLarge(why) => Error::refused(libc::EFBIG, why),
-        })?;
-        let index_was_current = file.index_generation == file.generation;
-        file.changed();
-        file.follow_insert(ino, &replaced, outcome.first_new_slot, index_was_current);
-        self.rebuild_if_due(ino, shared, file);
-        Ok(())
-    }
-
-    pub fn delete_vectors(&self, ino: u64, ids: &[u64]) -> Result<u32> {
-        self.check_writable()?;
-        let shared = self.vector_file(ino)?;
-        let mut file = write_lock(&shared);
-        let stored = ids
-            .iter()
-            .filter(|id| file.set.slot_of(**id).is_some())
-            .count() as u64;
-        if stored == 0 {
-            return Ok(0);
-        }
-        // A delete moves the last row into the hole: that row is written again.
-        self.reserve_for_change(ino, Plan::blocks_after_delete(&file, stored))?;
-        let index_was_current = file.index_generation == file.generation;
-        let holes = file.set.delete(ids);
-        for id in ids {
-            file.payloads.remove(*id);
-        }
-        file.changed();
-        self.reserve_exactly(ino, &file);
-        file.follow_delete(ino, &holes, index_was_current);
-        self.rebuild_if_due(ino, &shared, &mut file);
-        Ok(holes.len() as u32)
-    }
-
-    /// Reserves the blocks the next write-back of `ino` will need after a
-    /// change, before the change: ENOSPC refuses the change itself.
-    pub(super) fn reserve_for_change(&self, ino: u64, blocks: u64) -> Result<()> {
-        self.reserve_write_back(ino, blocks).map_err(|e| {
-            if e.errno() == libc::ENOSPC {
-                Error::refused(libc::ENOSPC, format!("vectors: {e}"))
-            } else {
-                e
-            }
-        })
-    }
-
-    /// After a change: the reservation becomes exactly what the write-back
-    /// needs (no more than was reserved before it).
-    pub(super) fn reserve_exactly(&self, ino: u64, file: &VectorFile) {
-        let blocks = Plan::of(file).blocks(file.meta.dimensions);
-        if let Err(e) = self.lock().reserve(ino, blocks) {
-            // Only a bound that was too small gets here; the write-back reserves again.
-            debug_assert!(false, "reservation bound too small: {e}");
-            eprintln!("vexfs: vector file {ino}: {e}");
-        }
-    }
-
-    /// GET_VECTORS: the rows of `ids`, in order; ENOENT names the first id not stored.
-    pub fn get_vectors(&self, ino: u64, dimensions: u32, ids: &[u64]) -> Result<Vec<f32>> {
-        let file = self.vector_file(ino)?;
-        let file = read_lock(&file);
-        if dimensions != file.meta.dimensions {
-            return Err(einval(format!(
-                "dimensions: {dimensions} does not match the file's {}",
-                file.meta.dimensions
-            )));
-        }
-        let mut out = Vec::with_capacity(ids.len() * dimensions as usize);
-        for id in ids {
-            let Some(slot) = file.set.slot_of(*id) else {
-                return Err(Error::refused(
-                    libc::ENOENT,
-                    format!("ids: id {id} is not stored"),
-                ));
-            };
-            out.extend_from_slice(file.set.row(slot));
-        }
-        Ok(out)
     }
 }
 
