@@ -287,8 +287,16 @@ impl<F: AsFd> VectorFile<F> {
 
     /// fgetxattr(2) of the file as text (at most `XATTR_VALUE_BYTES_MAX`).
     pub fn xattr(&self, name: &str) -> io::Result<String> {
+        let value = self.xattr_bytes(name, XATTR_VALUE_BYTES_MAX)?;
+        String::from_utf8(value)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the xattr value is not UTF-8"))
+    }
+
+    /// fgetxattr(2) of at most `bytes_max` bytes (ERANGE when longer); on a
+    /// directory's descriptor too (the daemon's `user.vexfs.metrics`).
+    pub fn xattr_bytes(&self, name: &str, bytes_max: usize) -> io::Result<Vec<u8>> {
         let name = CString::new(name).map_err(|_| invalid(format!("{name:?}: a NUL")))?;
-        let mut value = vec![0u8; XATTR_VALUE_BYTES_MAX];
+        let mut value = vec![0u8; bytes_max];
         // SAFETY: the descriptor is open for the call, name is
         // NUL-terminated, value is a live buffer of value.len() bytes.
         let rc = unsafe {
@@ -303,8 +311,7 @@ impl<F: AsFd> VectorFile<F> {
             return Err(io::Error::last_os_error());
         }
         value.truncate(rc as usize);
-        String::from_utf8(value)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the xattr value is not UTF-8"))
+        Ok(value)
     }
 
     /// `user.vexfs.status` as key -> value (vectors, dimensions, index,

@@ -141,6 +141,7 @@ impl Fs {
         if let Err(e) = self.check_running() {
             return answer_once(Err(e), &mut durable);
         }
+        let started = std::time::Instant::now();
         let (sealed, unflushed) = {
             let _gate = self.gate.write();
             let mut st = self.lock();
@@ -159,6 +160,8 @@ impl Fs {
             return answer_once(Err(e), &mut durable);
         }
         self.lock().sealed_durable(&sealed);
+        self.metrics
+            .commit(started.elapsed(), sealed.journal_blocks());
         let _ = answer_once(Ok(()), &mut durable);
         if let Err(e) = sealed.write_home(self.dev.as_ref()) {
             // The transaction is durable in the journal; the next mount

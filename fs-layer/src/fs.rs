@@ -61,6 +61,8 @@ pub struct Fs {
     pub(crate) vectors: crate::vectors::VectorFiles,
     /// What vector requests in flight may hold at once.
     pub(crate) request_memory: crate::budget::RequestMemory,
+    /// The daemon's counters (metrics.rs), read through `user.vexfs.metrics`.
+    pub(crate) metrics: crate::metrics::Counters,
 }
 
 /// Changes a setattr asks for; None leaves a field alone.
@@ -132,6 +134,7 @@ impl Fs {
                     .unwrap_or(crate::budget::REQUEST_MEMORY_BYTES_MAX),
                 crate::budget::REQUEST_MEMORY_WAIT,
             ),
+            metrics: Default::default(),
         };
         if !options.skip_check {
             fs.check_metadata()?;

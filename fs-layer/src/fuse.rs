@@ -31,6 +31,7 @@ use crate::file::Stamp;
 use crate::format::{BLOCK_BYTES, NAME_BYTES_MAX};
 use crate::fs::{Fs, SetAttr};
 use crate::locks::{Mutex, Rank};
+use crate::metrics::Op;
 
 /// How long the kernel may cache names and attributes. This daemon is the
 /// only writer of its device, so the cache is never stale for long.
@@ -174,6 +175,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.fs.metrics.request(Op::Lookup);
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok((ino, r)) => {
                 self.push_vector_file_size(ino, &r);
@@ -193,12 +195,14 @@ impl fuser::Filesystem for VexFuse {
     /// The kernel dropped its inode (FORGET comes at eviction, with every
     /// lookup at once): the next lookup gives it the size afresh.
     fn forget(&self, _req: &Request, ino: INodeNo, _nlookup: u64) {
+        self.fs.metrics.request(Op::Other);
         if self.writeback.is_some() {
             self.vector_sizes_told.lock().remove(&ino.0);
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.fs.metrics.request(Op::Getattr);
         if let (Some(cache), Some(fh)) = (&self.writeback, fh) {
             // A write(2) through the page cache asks this first when the
             // attributes are stale (observe_space, attr_ttl): while the
@@ -244,6 +248,7 @@ impl fuser::Filesystem for VexFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.fs.metrics.request(Op::Setattr);
         let changes = SetAttr {
             mode,
             uid,
@@ -262,6 +267,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.fs.metrics.request(Op::Other);
         match self.fs.readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno("readlink", e)),
@@ -278,6 +284,7 @@ impl fuser::Filesystem for VexFuse {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.metrics.request(Op::Create);
         match self
             .fs
             .mknod(parent.0, name.as_bytes(), mode, rdev, req.uid(), req.gid())
@@ -296,6 +303,7 @@ impl fuser::Filesystem for VexFuse {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.metrics.request(Op::Mkdir);
         let mode = libc::S_IFDIR | (mode & 0o7777);
         match self
             .fs
@@ -307,6 +315,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.metrics.request(Op::Unlink);
         match self.fs.unlink(parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("unlink", e)),
@@ -314,6 +323,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.metrics.request(Op::Unlink);
         match self.fs.rmdir(parent.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("rmdir", e)),
@@ -328,6 +338,7 @@ impl fuser::Filesystem for VexFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.fs.metrics.request(Op::Create);
         match self.fs.symlink(
             parent.0,
             link_name.as_bytes(),
@@ -350,6 +361,7 @@ impl fuser::Filesystem for VexFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Rename);
         match self.fs.rename(
             parent.0,
             name.as_bytes(),
@@ -370,6 +382,7 @@ impl fuser::Filesystem for VexFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.fs.metrics.request(Op::Other);
         match self.fs.link(ino.0, newparent.0, newname.as_bytes()) {
             Ok(r) => reply.entry(&ATTR_TTL, &attr(ino.0, &r), Generation(0)),
             Err(e) => reply.error(errno("link", e)),
@@ -377,6 +390,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.metrics.request(Op::Open);
         match self.fs.getattr(ino.0) {
             Ok(r) if r.is_dir() => reply.error(Errno::EISDIR),
             Ok(r) => match self.open_handle(ino.0, &r, flags.0) {
@@ -398,6 +412,7 @@ impl fuser::Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.fs.metrics.request(Op::Read);
         // read(2) of a vector file sees every vector inserted so far.
         if let Err(e) = self.fs.write_back_vector_file(ino.0) {
             return reply.error(errno("read", e));
@@ -420,6 +435,7 @@ impl fuser::Filesystem for VexFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.fs.metrics.request(Op::Write);
         // Data from the kernel's writeback cache arrives after the write(2)
         // that made it; the kernel keeps that file's times and sends them.
         let stamp = if write_flags.contains(WriteFlags::FUSE_WRITE_CACHE) {
@@ -450,6 +466,7 @@ impl fuser::Filesystem for VexFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Flush);
         // Data is written through at write(); durability is fsync's job; no
         // POSIX locks are kept here. So FLUSH has nothing to do, and ENOSYS
         // tells the kernel never to send it again: close(2) of every file
@@ -467,6 +484,7 @@ impl fuser::Filesystem for VexFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Release);
         self.handles.lock().remove(&fh.0);
         if let Some(cache) = &self.writeback {
             cache.released(fh.0);
@@ -485,6 +503,7 @@ impl fuser::Filesystem for VexFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Fsync);
         // This file's vectors and the running transaction; other vector
         // files are not this fsync's business. The commit is waited for on
         // the committer thread, so this worker serves others meanwhile.
@@ -495,6 +514,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.metrics.request(Op::Open);
         match self.fs.getattr(ino.0) {
             Ok(r) if r.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
             Ok(_) => reply.error(Errno::ENOTDIR),
@@ -510,6 +530,7 @@ impl fuser::Filesystem for VexFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.fs.metrics.request(Op::Readdir);
         let mut cookie = offset;
         loop {
             let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
@@ -541,6 +562,7 @@ impl fuser::Filesystem for VexFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.fs.metrics.request(Op::Readdir);
         let mut cookie = offset;
         loop {
             let batch = match self.fs.readdir(ino.0, cookie, READDIR_BATCH) {
@@ -576,10 +598,12 @@ impl fuser::Filesystem for VexFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Fsync);
         self.answer_after_commit("fsyncdir", reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.fs.metrics.request(Op::Other);
         let s = self.fs.statfs();
         let bsize = BLOCK_BYTES as u32;
         reply.statfs(
@@ -604,6 +628,7 @@ impl fuser::Filesystem for VexFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Xattr);
         match self.fs.setxattr(ino.0, name.as_bytes(), value, flags) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", e)),
@@ -611,6 +636,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.fs.metrics.request(Op::Xattr);
         match self.fs.getxattr(ino.0, name.as_bytes()) {
             Ok(value) if size == 0 => reply.size(value.len() as u32),
             Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
@@ -620,6 +646,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.fs.metrics.request(Op::Xattr);
         match self.fs.listxattr(ino.0) {
             Ok(names) => {
                 let mut list = Vec::new();
@@ -640,6 +667,7 @@ impl fuser::Filesystem for VexFuse {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.metrics.request(Op::Xattr);
         match self.fs.removexattr(ino.0, name.as_bytes()) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", e)),
@@ -656,6 +684,7 @@ impl fuser::Filesystem for VexFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.fs.metrics.request(Op::Create);
         match self
             .fs
             .mknod(parent.0, name.as_bytes(), mode, 0, req.uid(), req.gid())
@@ -680,6 +709,7 @@ impl fuser::Filesystem for VexFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.fs.metrics.request(Op::Other);
         match self.fs.fallocate(ino.0, offset, length, mode) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("fallocate", e)),
@@ -697,6 +727,7 @@ impl fuser::Filesystem for VexFuse {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
+        self.fs.metrics.request(Op::Ioctl);
         self.serve_ioctl(req.pid(), ino, fh, cmd, in_data, out_size, reply);
     }
 }

@@ -24,6 +24,7 @@ pub mod fuse;
 pub mod interrupt;
 pub mod ioctl;
 pub mod locks;
+pub mod metrics;
 pub mod mkfs;
 pub mod mount;
 pub mod namespace;

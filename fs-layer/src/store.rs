@@ -91,6 +91,9 @@ pub struct Store {
     transaction: u64,
     durable_transaction: u64,
     pub commits: u64,
+    /// Block reads the cache answered, and those that went to the device.
+    cache_hits: u64,
+    cache_misses: u64,
 }
 
 /// What mount found in the journal.
@@ -169,6 +172,8 @@ impl Store {
                 transaction: 1,
                 durable_transaction: 0,
                 commits: 0,
+                cache_hits: 0,
+                cache_misses: 0,
             },
             summary,
         ))
@@ -192,6 +197,16 @@ impl Store {
 
     pub fn dirty_blocks(&self) -> usize {
         self.dirty.len()
+    }
+
+    /// The cache's hits, misses and contents, for the daemon's metrics.
+    pub fn cache_figures(&self) -> crate::metrics::CacheFigures {
+        crate::metrics::CacheFigures {
+            hits: self.cache_hits,
+            misses: self.cache_misses,
+            cached_blocks: self.blocks.len() as u64,
+            dirty_blocks: self.dirty.len() as u64,
+        }
     }
 
     /// The running transaction should commit before it outgrows the journal.
@@ -226,7 +241,10 @@ impl Store {
     fn load(&mut self, block: u64, what: &'static str) -> Result<&mut Cached> {
         self.tick += 1;
         let tick = self.tick;
-        if !self.blocks.contains_key(&block) {
+        if self.blocks.contains_key(&block) {
+            self.cache_hits += 1;
+        } else {
+            self.cache_misses += 1;
             if block >= self.sb.total_blocks {
                 return Err(Error::corrupt(
                     what,

@@ -5,6 +5,7 @@ use crate::btree;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fs::{now, Fs};
+use crate::metrics::XATTR_METRICS;
 use crate::store::Store;
 use crate::vectors::{XATTR_INDEX, XATTR_PAYLOAD_INDEX, XATTR_SEARCH, XATTR_STATUS};
 
@@ -39,10 +40,13 @@ fn check_name(name: &[u8]) -> Result<()> {
 
 /// Attributes the filesystem computes cannot be set or removed.
 fn refuse_computed(name: &[u8]) -> Result<()> {
-    if name == XATTR_STATUS {
+    if name == XATTR_STATUS || name == XATTR_METRICS {
         return Err(Error::refused(
             libc::EPERM,
-            "user.vexfs.status is computed by the filesystem and read-only",
+            format!(
+                "{} is computed by the filesystem and read-only",
+                String::from_utf8_lossy(name)
+            ),
         ));
     }
     Ok(())
@@ -84,6 +88,10 @@ impl Fs {
         check_name(name)?;
         if name == XATTR_STATUS {
             return self.vector_status(ino);
+        }
+        if name == XATTR_METRICS && self.getattr(ino)?.is_dir() {
+            let cache = self.lock().cache_figures();
+            return Ok(self.metrics.render(&cache).into_bytes());
         }
         let mut st = self.lock();
         let (_, entries) = bucket(&mut st, ino, name)?;

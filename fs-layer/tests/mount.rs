@@ -619,3 +619,46 @@ fn writes_truncates_and_chown_drop_set_id_bits_and_capabilities() {
     mnt.unmount();
     image.assert_clean();
 }
+
+/// The daemon's counters, as `getfattr -n user.vexfs.metrics` on a
+/// directory shows them: Prometheus text that moves with the requests.
+#[test]
+fn the_daemons_counters_are_read_through_a_directory_attribute() {
+    if !fuse_available("the_daemons_counters_are_read_through_a_directory_attribute") {
+        return;
+    }
+    let image = Image::new("metrics", "64M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let value = |line: &str, text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line:?} in:\n{text}"))
+    };
+    let before = common::client::xattr_get(&m.dir, "user.vexfs.metrics").unwrap();
+    let mut f = File::create(m.path("counted")).unwrap();
+    f.write_all(&[7u8; 8192]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let after = common::client::xattr_get(&m.dir, "user.vexfs.metrics").unwrap();
+    for line in [
+        "vexfs_fuse_requests_total{op=\"write\"}",
+        "vexfs_fuse_requests_total{op=\"fsync\"}",
+        "vexfs_commit_seconds_count",
+    ] {
+        assert!(
+            value(line, &after) > value(line, &before),
+            "{line} did not move"
+        );
+    }
+    assert!(value("vexfs_metadata_cache_hits_total", &after) > 0.0);
+    // Computed and read-only; a regular file has none.
+    assert_eq!(
+        common::client::try_xattr_set(&m.dir, "user.vexfs.metrics", "x"),
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        common::client::xattr_get(&m.path("counted"), "user.vexfs.metrics"),
+        Err(libc::ENODATA)
+    );
+    m.unmount();
+}

@@ -225,4 +225,26 @@ impl Store {
         std::fs::read_dir(&self.dir)?.next().transpose()?;
         Ok(())
     }
+
+    /// The FUSE daemon's own counters, Prometheus text it computes for the
+    /// attribute `user.vexfs.metrics` of any directory of the mount.
+    pub fn daemon_metrics(&self) -> io::Result<String> {
+        let dir = self.dir.clone();
+        let file = std::fs::File::open(&dir)?;
+        // The daemon's text is a few KiB; the attribute size limit of
+        // Linux (XATTR_SIZE_MAX) bounds what it may answer.
+        let text =
+            VectorFile::new(&file).xattr_bytes(DAEMON_METRICS_XATTR, DAEMON_METRICS_BYTES_MAX)?;
+        String::from_utf8(text).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "user.vexfs.metrics is not UTF-8",
+            )
+        })
+    }
 }
+
+/// The attribute the daemon answers its counters in (fs-layer/src/metrics.rs).
+const DAEMON_METRICS_XATTR: &str = "user.vexfs.metrics";
+/// Linux's XATTR_SIZE_MAX: the most one getxattr returns.
+const DAEMON_METRICS_BYTES_MAX: usize = 65_536;

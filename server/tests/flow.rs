@@ -324,6 +324,17 @@ fn a_collection_through_its_life() {
         "{metrics}"
     );
     assert!(metrics.contains("vexfs_serve_request_duration_seconds_bucket{route=\"/collections/{name}/points\",method=\"PUT\",le=\"+Inf\"}"));
+    // The FUSE daemon's own counters, read from the mount: the queries above
+    // were ioctls, the upserts with wait=true commits.
+    assert!(metrics.contains("vexfs_serve_daemon_metrics_up 1"), "{metrics}");
+    let daemon = |line: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in {metrics}"))
+    };
+    assert!(daemon("vexfs_fuse_requests_total{op=\"ioctl\"}") > 0);
+    assert!(daemon("vexfs_commit_seconds_count") > 0);
 }
 
 /// Retrieve, scroll, count, payload changes and deletes on `dot`.

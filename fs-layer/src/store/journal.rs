@@ -65,6 +65,13 @@ impl Sealed {
         self.write_home(dev)
     }
 
+    /// Blocks its journal write takes: descriptors, images, commit record.
+    pub fn journal_blocks(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |(frame, images)| {
+            (frame.descriptors.len() + images.len() + 1) as u64
+        })
+    }
+
     /// Something was journaled (not only a flush).
     pub fn journaled(&self) -> bool {
         self.journal.is_some()

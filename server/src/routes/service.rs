@@ -72,6 +72,9 @@ pub async fn method_not_allowed() -> ApiError {
 /// Requests by route and status, latency per route, and the points each
 /// collection holds (read from `user.vexfs.status` at each scrape).
 pub async fn metrics(State(state): State<Shared>) -> axum::response::Response {
+    let daemon = state
+        .blocking(|state| Ok(state.store.daemon_metrics()))
+        .await;
     let collections = state
         .blocking(|state| {
             let mut rows = Vec::new();
@@ -124,6 +127,15 @@ pub async fn metrics(State(state): State<Shared>) -> axum::response::Response {
             let _ = writeln!(out, "# HELP vexfs_serve_mount_up Whether the served directory could be read.\n# TYPE vexfs_serve_mount_up gauge\nvexfs_serve_mount_up 0");
         }
     }
+    // The FUSE daemon's own counters, from the mount (fs-layer/src/metrics.rs).
+    let daemon_up = match daemon {
+        Ok(Ok(text)) => {
+            out.push_str(&text);
+            1
+        }
+        _ => 0,
+    };
+    let _ = writeln!(out, "# HELP vexfs_serve_daemon_metrics_up Whether the mount's daemon answered user.vexfs.metrics.\n# TYPE vexfs_serve_daemon_metrics_up gauge\nvexfs_serve_daemon_metrics_up {daemon_up}");
     (
         StatusCode::OK,
         [(
