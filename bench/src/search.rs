@@ -6,6 +6,7 @@
 
 mod data;
 mod filtered;
+mod http;
 mod measure;
 mod options;
 mod report;
@@ -25,6 +26,7 @@ pub use filtered::{
     FILTER_QUERIES_DEFAULT, FILTER_QUERIES_MAX, SELECTIVITIES_MAX,
 };
 use filtered::{FilterWorkload, VexfsFiltered};
+pub use http::{HopUs, HttpReport, HttpTarget};
 use measure::{measure, Workload};
 pub use measure::{InsertStats, SearchStats, SystemResult};
 pub use options::{command, Args};
@@ -67,6 +69,8 @@ pub struct Config {
     pub keep: bool,
     /// Filtered search after the unfiltered settings (`--filter-selectivity`).
     pub filter: Option<FilterOptions>,
+    /// The same workload through vexfs-serve's REST API too (`--http`, `--http-url`).
+    pub http: Option<HttpTarget>,
 }
 
 impl Config {
@@ -97,6 +101,9 @@ impl Config {
         if let Some(filter) = &self.filter {
             filter.validate()?;
         }
+        if let Some(http) = &self.http {
+            http.validate()?;
+        }
         if let Some(params) = &self.search_params {
             parse_search_params(params)?;
         }
@@ -123,6 +130,9 @@ impl Config {
         }
         if self.filter.is_some() {
             filtered::check_index(index)?;
+        }
+        if self.http.is_some() {
+            http::hnsw_m(index)?;
         }
         Ok(())
     }
@@ -185,6 +195,8 @@ pub struct SearchRun {
     pub faiss: SystemResult,
     /// Filtered search per selectivity, with --filter-selectivity.
     pub filtered: Option<FilteredReport>,
+    /// The same queries through vexfs-serve's REST API, with --http or --http-url.
+    pub http: Option<HttpReport>,
     /// The original VexFS's published figures and its own competitor runs.
     pub original_published: &'static [PublishedFigure],
     /// Figures from BRIEF.md, measured separately on this machine: not this run.
@@ -198,6 +210,9 @@ pub struct SearchRun {
 pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun> {
     config.validate()?;
     config.place.check_prerequisites()?;
+    if config.http == Some(HttpTarget::Start) {
+        http::check_serve_binary()?;
+    }
     catch_interrupts();
 
     progress("search: generating or loading the data set");
@@ -236,7 +251,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         None => None,
     };
 
-    let (vexfs, vexfs_filtered, kept) = run_vexfs(
+    let (vexfs, vexfs_filtered, http, kept) = run_vexfs(
         config,
         &workload,
         filter_workload.as_ref(),
@@ -289,6 +304,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         vexfs,
         faiss: faiss_result,
         filtered,
+        http,
         original_published: ORIGINAL_PUBLISHED,
         peers_measured_separately: PEERS,
         plot: Vec::new(),
@@ -345,8 +361,18 @@ fn run_faiss_filtered(
     })
 }
 
+/// What the mounted part of a run measured: the ioctl path, filtered
+/// search, the HTTP path, and where --keep left the file or image.
+type MountedResults = (
+    SystemResult,
+    Option<VexfsFiltered>,
+    Option<HttpReport>,
+    Option<PathBuf>,
+);
+
 /// Mounts a fresh image (or uses the user's mount) and measures VexFS,
-/// filtered too when asked. Returns where the vector file (or the scratch
+/// filtered too when asked, then the same workload through HTTP on the
+/// same mount when asked. Returns where the vector file (or the scratch
 /// image) was kept, with --keep.
 fn run_vexfs(
     config: &Config,
@@ -354,14 +380,14 @@ fn run_vexfs(
     filter: Option<&FilterWorkload>,
     index: &str,
     progress: &mut dyn FnMut(&str),
-) -> Result<(SystemResult, Option<VexfsFiltered>, Option<PathBuf>)> {
+) -> Result<MountedResults> {
     let file_name = format!("vexfs-bench-search.{}", std::process::id());
     let vector_bytes = workload.base.as_slice().len() as u64 * 4;
     let size_bytes = 4 * vector_bytes
         + workload.base.count() as u64 * IMAGE_BYTES_PER_VECTOR
         + IMAGE_BYTES_SLACK;
     let mut kept_file = None;
-    let ((result, filtered), kept_image) = on_vexfs(
+    let ((result, filtered, http), kept_image) = on_vexfs(
         &config.place,
         "search",
         size_bytes,
@@ -369,25 +395,40 @@ fn run_vexfs(
         progress,
         |root, description, progress| {
             let path = root.join(&file_name);
-            let result = measure_vexfs_file(&path, config, workload, filter, index, progress).map(
-                |(mut r, filtered)| {
-                    r.target = format!("{}: {description}", path.display());
-                    (r, filtered)
-                },
-            );
+            let measured = measure_vexfs_file(&path, config, workload, filter, index, progress)
+                .and_then(|(mut result, filtered)| {
+                    result.target = format!("{}: {description}", path.display());
+                    let http = match &config.http {
+                        Some(target) => {
+                            let mut report = http::measure_http(
+                                target,
+                                root,
+                                workload,
+                                index,
+                                config.metric,
+                                config.batch,
+                                progress,
+                            )?;
+                            report.compare(&result);
+                            Some(report)
+                        }
+                        None => None,
+                    };
+                    Ok((result, filtered, http))
+                });
             if config.keep {
                 kept_file = Some(path);
             } else {
                 remove_file(&path);
             }
-            result
+            measured
         },
     )?;
     let kept = match &config.place {
         Place::Mounted(_) => kept_file,
         Place::Scratch { .. } => kept_image,
     };
-    Ok((result, filtered, kept))
+    Ok((result, filtered, http, kept))
 }
 
 fn measure_vexfs_file(

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{bench, build_vexfs, run_json_leaving_nothing, Scratch};
+use common::{bench, build_beside, build_vexfs, run_json_leaving_nothing, Scratch};
 use serde_json::Value;
 
 fn can_mount() -> bool {
@@ -269,6 +269,76 @@ fn filtered_search_answers_only_matching_ids_beside_faiss_with_a_selector() {
     }
 }
 
+#[test]
+fn the_same_queries_through_http_beside_the_ioctls_and_the_server_is_gone_after() {
+    let name = "the_same_queries_through_http_beside_the_ioctls_and_the_server_is_gone_after";
+    if !can_mount() {
+        eprintln!("SKIP {name}: needs root and /dev/fuse");
+        return;
+    }
+    if let Err(why) = build_beside("vexfs-server", "vexfs-serve") {
+        eprintln!("SKIP {name}: no vexfs-serve beside vexfs-bench: {why}");
+        return;
+    }
+    let report = run_search(
+        "search-http",
+        &[
+            "--dataset",
+            "structured",
+            "--count",
+            "2000",
+            "--dims",
+            "32",
+            "--clusters",
+            "30",
+            "--query-count",
+            "50",
+            "--index",
+            "HNSW32",
+            "--http",
+        ],
+    );
+    assert_throughput(&report, 2_000, 50, 1);
+    let http = &report["http"];
+    assert_eq!(http["search_params"], "efSearch=64", "{http}");
+    let result = &http["result"];
+    assert_eq!(result["name"], "HTTP (vexfs-serve)");
+    assert_eq!(result["insert"]["vectors"].as_u64(), Some(2_000));
+    assert!(number(&result["insert"], "vectors_per_s") > 0.0);
+    let measured = result["settings"].as_array().unwrap();
+    assert_eq!(measured.len(), 1, "{http}");
+    assert_eq!(measured[0]["queries"].as_u64(), Some(50));
+    // The same vectors and index behind both paths: the same neighbours, near enough.
+    let (ioctl, through_http) = (
+        recalls(&report, "vexfs")[0],
+        number(&measured[0], "recall_at_k"),
+    );
+    assert!(through_http >= 0.95, "{http}");
+    assert!(
+        (through_http - ioctl).abs() <= 0.02,
+        "ioctl {ioctl}, HTTP {through_http}"
+    );
+    // HTTP adds to the ioctl path; the hop is what it adds at the median.
+    let hop = &http["hop_us"];
+    assert_eq!(hop["search_params"], "efSearch=64");
+    let http_p50 = number(&measured[0]["lat_us"], "p50");
+    let ioctl_p50 = number(&report["vexfs"]["settings"][0]["lat_us"], "p50");
+    assert!(
+        (number(hop, "p50") - (http_p50 - ioctl_p50)).abs() < 1e-6,
+        "{hop}"
+    );
+    // Started by the bench, stopped by it: the pid is gone (or someone else's).
+    let server = http["server"].as_str().unwrap();
+    assert!(server.contains("started by the bench"), "{server}");
+    let pid = server
+        .split("(pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no pid in {server}"));
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_ne!(comm.trim(), "vexfs-serve", "pid {pid} still runs");
+}
+
 /// A small deterministic data set, written as .fvecs, with its exact cosine
 /// neighbours (computed here in f64) written as .ivecs.
 struct Files {
@@ -382,7 +452,7 @@ fn fvecs_input_with_given_ground_truth_agrees_with_computed() {
 fn refuses_bad_arguments_before_touching_anything() {
     let scratch = Scratch::new("search-cli-bad");
     let dir = scratch.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["--k", "0"], "--k"),
         (&["--batch", "0"], "--batch"),
         (&["--dataset", "original", "--count", "0"], "--count"),
@@ -401,6 +471,9 @@ fn refuses_bad_arguments_before_touching_anything() {
             "ID selector",
         ),
         (&["--filter-queries", "10"], "--filter-selectivity"),
+        (&["--index", "IVF64,Flat", "--http"], "HNSW<m> or Flat"),
+        (&["--http-url", "localhost:6333"], "http://HOST:PORT"),
+        (&["--http-api-key", "k"], "--http-url"),
     ];
     for (extra, named) in cases {
         let mut args = vec!["search", "--dir", dir, "--query-count", "10"];

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use super::{
-    render_table, run, Config, DataSource, DatasetName, FilterOptions, SearchRun,
+    render_table, run, Config, DataSource, DatasetName, FilterOptions, HttpTarget, SearchRun,
     FILTER_QUERIES_DEFAULT,
 };
 use crate::datasets::Metric;
@@ -107,6 +107,18 @@ pub struct Args {
     /// Queries per filtered fraction: the first N of the run's (at most 10000).
     #[arg(long, default_value_t = FILTER_QUERIES_DEFAULT, requires = "filter_selectivity")]
     filter_queries: usize,
+    /// Also through HTTP: start vexfs-serve (beside this binary) over the
+    /// run's mount on 127.0.0.1 with a random API key, upsert the same
+    /// vectors into a collection of the same index, run the same queries
+    /// through POST …/points/query, and stop it at the end.
+    #[arg(long, conflicts_with = "http_url")]
+    http: bool,
+    /// Like --http, with a vexfs-serve already running at this URL (http://HOST:PORT).
+    #[arg(long)]
+    http_url: Option<String>,
+    /// The API key of the server at --http-url.
+    #[arg(long, requires = "http_url")]
+    http_api_key: Option<String>,
 }
 
 impl Args {
@@ -176,6 +188,14 @@ impl Args {
                 selectivities: self.filter_selectivity.clone(),
                 queries: self.filter_queries,
             }),
+            http: match (&self.http_url, self.http) {
+                (Some(url), _) => Some(HttpTarget::Url {
+                    url: url.clone(),
+                    api_key: self.http_api_key.clone(),
+                }),
+                (None, true) => Some(HttpTarget::Start),
+                (None, false) => None,
+            },
         })
     }
 }
@@ -208,10 +228,12 @@ pub fn command(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Recall@k against QPS, one point per setting, for both systems.
+/// Recall@k against QPS, one point per setting, for each system.
 fn plot(report: &SearchRun, stem: &Path) -> Result<Vec<PathBuf>> {
-    let series: Vec<Series> = [&report.vexfs, &report.faiss]
+    let http = report.http.as_ref().map(|h| &h.result);
+    let series: Vec<Series> = [Some(&report.vexfs), http, Some(&report.faiss)]
         .into_iter()
+        .flatten()
         .map(|system| Series {
             name: system.name.to_string(),
             points: system

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::http::render_http;
 use super::{FilteredReport, FilteredStats, SearchRun, SearchStats, SystemResult};
 
 /// A figure the original VexFS project published (its reports, as BRIEF.md
@@ -139,6 +140,9 @@ pub fn render_table(run: &SearchRun) -> String {
         ),
     );
     push_line(&mut out, &insert_row(&run.vexfs));
+    if let Some(http) = &run.http {
+        push_line(&mut out, &insert_row(&http.result));
+    }
     push_line(&mut out, &insert_row(&run.faiss));
     push_line(
         &mut out,
@@ -215,6 +219,10 @@ pub fn render_table(run: &SearchRun) -> String {
     if !run.plot.is_empty() {
         let paths: Vec<String> = run.plot.iter().map(|p| p.display().to_string()).collect();
         push_line(&mut out, &format!("  plot: {}", paths.join(", ")));
+    }
+    if let Some(http) = &run.http {
+        push_line(&mut out, "");
+        out.push_str(&render_http(run, http));
     }
     if let Some(filtered) = &run.filtered {
         push_line(&mut out, "");
@@ -446,6 +454,7 @@ mod tests {
             vexfs: system("VexFS (through FUSE)", 500.0),
             faiss: system("faiss in-process", 1000.0),
             filtered: None,
+            http: None,
             original_published: ORIGINAL_PUBLISHED,
             peers_measured_separately: PEERS,
             plot: Vec::new(),

@@ -17,8 +17,18 @@ pub fn bench(args: &[&str]) -> Output {
 /// package's binary for this test only when asked: build it with the same
 /// profile and target directory (a no-op when it is up to date).
 pub fn build_vexfs() -> PathBuf {
+    match build_beside("vexfs-fs", "vexfs") {
+        Ok(vexfs) => vexfs,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Builds `package`'s binary `bin` beside vexfs-bench (same profile and
+/// target directory); its path, or why there is none. A failed build with
+/// a binary already there uses that one, saying so.
+pub fn build_beside(package: &str, bin: &str) -> Result<PathBuf, String> {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_vexfs-bench"));
-    let vexfs = bench.with_file_name("vexfs");
+    let binary = bench.with_file_name(bin);
     let profile_dir = bench
         .parent()
         .expect("the binary sits in a profile directory");
@@ -31,32 +41,24 @@ pub fn build_vexfs() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let built = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "-p",
-            "vexfs-fs",
-            "--bin",
-            "vexfs",
-            "--profile",
-            profile,
-        ])
+        .args(["build", "-p", package, "--bin", bin, "--profile", profile])
         .arg("--target-dir")
         .arg(target_dir)
         .status();
     match built {
-        Ok(status) if status.success() => {}
-        other if vexfs.is_file() => {
+        Ok(status) if status.success() => Ok(binary),
+        other if binary.is_file() => {
             eprintln!(
-                "building vexfs failed ({other:?}); using the {} already there",
-                vexfs.display()
-            )
+                "building {bin} failed ({other:?}); using the {} already there",
+                binary.display()
+            );
+            Ok(binary)
         }
-        other => panic!(
-            "building vexfs failed ({other:?}) and there is none at {}",
-            vexfs.display()
-        ),
+        other => Err(format!(
+            "building {bin} failed ({other:?}) and there is none at {}",
+            binary.display()
+        )),
     }
-    vexfs
 }
 
 /// A directory of its own for the run, checked empty and removed at the end.
