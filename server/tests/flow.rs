@@ -326,7 +326,10 @@ fn a_collection_through_its_life() {
     assert!(metrics.contains("vexfs_serve_request_duration_seconds_bucket{route=\"/collections/{name}/points\",method=\"PUT\",le=\"+Inf\"}"));
     // The FUSE daemon's own counters, read from the mount: the queries above
     // were ioctls, the upserts with wait=true commits.
-    assert!(metrics.contains("vexfs_serve_daemon_metrics_up 1"), "{metrics}");
+    assert!(
+        metrics.contains("vexfs_serve_daemon_metrics_up 1"),
+        "{metrics}"
+    );
     let daemon = |line: &str| -> u64 {
         metrics
             .lines()
