@@ -1,5 +1,6 @@
 //! `vexfs-bench engine`: raw block I/O through the engine, one dedicated
-//! io_uring queue per thread, every I/O's latency in a histogram.
+//! queue per thread (an io_uring ring, or librbd aio on an `rbd:` image),
+//! every I/O's latency in a histogram.
 
 use std::fmt;
 use std::path::Path;
@@ -10,7 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use vexfs_engine::{BlockDevice, IoOp, QueueConfig, UringDevice, UringOptions};
+use vexfs_engine::rbd::is_rbd_spec;
+use vexfs_engine::{
+    BackingKind, BlockDevice, IoOp, QueueConfig, QueueDevice, RbdDevice, UringDevice, UringOptions,
+};
 
 use crate::latency::{new_histogram, Measurement};
 use vexfs_engine::pattern::Rng;
@@ -206,6 +210,68 @@ pub fn prepare_file(path: &Path, size: Option<u64>, progress: &mut dyn FnMut(&st
     Ok(end)
 }
 
+/// One flush before a run that writes to an RBD image. librbd's cache
+/// (unless ceph.conf turns it off) writes through until the client's first
+/// flush and acknowledges writes from memory after it; any filesystem
+/// flushes within seconds, and fio's rbd engine and `rbd bench` start in
+/// that steady state too (measured: 4 KiB QD1 writes at ~2 ms before the
+/// first flush, ~20 us after, on a 1-OSD cluster). Without this the engine
+/// would be measured in a state no long-running client stays in.
+pub fn prime_rbd_cache(device: &RbdDevice) -> Result<()> {
+    device
+        .flush()
+        .with_context(|| format!("flushing {} before the run", device.spec()))
+}
+
+/// Opens what `--path` names for a run of `pattern`: a file (prepared with
+/// [`prepare_file`]), a block device, or an `rbd:` image; returns it with
+/// the bytes the run covers. Writes to a device or an image need
+/// `destructive`. An image is measured as it is: blocks never written read
+/// back from no object at all, so write the region first (a write run does)
+/// for read numbers that touch data.
+pub fn open_target(
+    path: &Path,
+    size: Option<u64>,
+    pattern: Pattern,
+    destructive: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Arc<dyn QueueDevice>, u64)> {
+    let refuse = |what: &str| -> Result<()> {
+        if pattern.writes() && !destructive {
+            bail!(
+                "--pattern {pattern} writes to {}, {what}, destroying what it holds: add --destructive if that is intended",
+                path.display()
+            );
+        }
+        Ok(())
+    };
+    let text = path.to_string_lossy();
+    if is_rbd_spec(&text) {
+        refuse("an RBD image")?;
+        let device =
+            RbdDevice::open(&text, !pattern.writes()).with_context(|| format!("opening {text}"))?;
+        if pattern.writes() {
+            prime_rbd_cache(&device)?;
+        }
+        let image_bytes = device.geometry().size_bytes;
+        let region_bytes = match size {
+            Some(size) if size > image_bytes => {
+                bail!("--size {size} is larger than {text} ({image_bytes} bytes)")
+            }
+            Some(size) => size,
+            None => image_bytes,
+        };
+        return Ok((Arc::new(device), region_bytes));
+    }
+    let region_bytes = prepare_file(path, size, progress)?;
+    let device = UringDevice::open(path, UringOptions::default())
+        .with_context(|| format!("opening {}", path.display()))?;
+    if device.kind() == BackingKind::BlockDevice {
+        refuse("a block device")?;
+    }
+    Ok((Arc::new(device), region_bytes))
+}
+
 /// Per-thread outcome.
 struct ThreadResult {
     read: Histogram<u64>,
@@ -220,7 +286,7 @@ struct ThreadResult {
     registered_file: bool,
 }
 
-pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult> {
+pub fn run(device: Arc<dyn QueueDevice>, workload: &Workload) -> Result<EngineResult> {
     Ok(run_with_intervals(device, workload, None)?.0)
 }
 
@@ -228,7 +294,7 @@ pub fn run(device: Arc<UringDevice>, workload: &Workload) -> Result<EngineResult
 /// `interval` of the run, by completion time: the first starts when the
 /// workers start, the last holds the drain after the deadline.
 pub fn run_with_intervals(
-    device: Arc<UringDevice>,
+    device: Arc<dyn QueueDevice>,
     workload: &Workload,
     interval: Option<Duration>,
 ) -> Result<(EngineResult, Vec<Histogram<u64>>)> {
@@ -263,7 +329,13 @@ pub fn run_with_intervals(
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
                 .spawn(move || {
-                    run_thread(&device, &workload, t as u64, (started, interval), deadline)
+                    run_thread(
+                        device.as_ref(),
+                        &workload,
+                        t as u64,
+                        (started, interval),
+                        deadline,
+                    )
                 })
                 .expect("spawn benchmark thread")
         })
@@ -308,7 +380,7 @@ pub fn run_with_intervals(
 }
 
 fn run_thread(
-    device: &UringDevice,
+    device: &dyn QueueDevice,
     workload: &Workload,
     thread: u64,
     (started, interval): (Instant, Option<Duration>),
@@ -316,7 +388,7 @@ fn run_thread(
 ) -> Result<ThreadResult> {
     let depth = workload.queue_depth;
     let block_bytes = workload.block_bytes as usize;
-    let mut queue = device.queue(&QueueConfig {
+    let mut queue = device.dedicated_queue(&QueueConfig {
         depth,
         sqpoll_idle_ms: workload.sqpoll.then_some(1000),
         iopoll: false,
@@ -374,7 +446,7 @@ fn run_thread(
         }
         queue.submit_and_wait(1)?;
         now = Instant::now();
-        queue.reap(|completion| {
+        queue.reap(&mut |completion| {
             let index = completion.tag as usize;
             let latency_ns = now.saturating_duration_since(issued_at[index]).as_nanos() as u64;
             match completion.result {

@@ -7,6 +7,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
+use vexfs_engine::rbd::{is_rbd_spec, RbdSpec};
+
 use crate::engine::{Pattern, Workload, RANDRW_READ_PERCENT};
 use crate::latency::{Measurement, Percentiles};
 
@@ -26,13 +28,23 @@ pub struct FioResult {
 /// The fio command line equivalent to `workload` on `path`: io_uring,
 /// O_DIRECT, registered buffers and file (as the engine uses), uniform random
 /// offsets with no random map (as the engine draws them), same size, block
-/// size, depth, threads and duration.
-pub fn command(path: &Path, workload: &Workload) -> Vec<String> {
-    let mut args = vec![
-        "--name=vexfs-compare".to_string(),
-        format!("--filename={}", path.display()),
-        "--ioengine=io_uring".into(),
-        "--direct=1".into(),
+/// size, depth, threads and duration. An `rbd:` image runs fio's own rbd
+/// engine (librbd aio, as the engine's RbdDevice) on the same image; the
+/// environment (CEPH_CONF, ...) is what both read.
+pub fn command(path: &Path, workload: &Workload) -> Result<Vec<String>> {
+    let text = path.to_string_lossy();
+    let mut args = vec!["--name=vexfs-compare".to_string()];
+    let rbd = is_rbd_spec(&text);
+    if rbd {
+        args.extend(rbd_target(&text)?);
+    } else {
+        args.extend([
+            format!("--filename={}", path.display()),
+            "--ioengine=io_uring".into(),
+            "--direct=1".into(),
+        ]);
+    }
+    args.extend([
         format!("--rw={}", workload.pattern.fio_name()),
         format!("--bs={}", workload.block_bytes),
         format!("--iodepth={}", workload.queue_depth),
@@ -44,12 +56,13 @@ pub fn command(path: &Path, workload: &Workload) -> Vec<String> {
         format!("--size={}", workload.region_bytes),
         "--norandommap".into(),
         "--randrepeat=0".into(),
-        "--fixedbufs".into(),
-        "--registerfiles".into(),
         "--lat_percentiles=1".into(),
         "--percentile_list=50:90:99:99.9".into(),
         "--output-format=json".into(),
-    ];
+    ]);
+    if !rbd {
+        args.extend(["--fixedbufs".into(), "--registerfiles".into()]);
+    }
     if workload.pattern == Pattern::Randrw {
         args.push(format!("--rwmixread={RANDRW_READ_PERCENT}"));
     }
@@ -59,23 +72,51 @@ pub fn command(path: &Path, workload: &Workload) -> Vec<String> {
         // fio cannot defer submission to the wait; its closest is a full depth.
         args.push(format!("--iodepth_batch_submit={}", workload.queue_depth));
     }
-    if workload.sqpoll {
+    if workload.sqpoll && !rbd {
         args.push("--sqthread_poll=1".into());
     }
-    args
+    Ok(args)
+}
+
+/// fio's rbd engine options for an `rbd:` spec: pool, image and client id
+/// (a ceph.conf named in the spec goes through CEPH_CONF, see [`run`]).
+/// What fio cannot express (namespaces, snapshots, other Ceph options) is
+/// refused rather than compared against a different setup.
+fn rbd_target(text: &str) -> Result<Vec<String>> {
+    let spec = RbdSpec::parse(text)?.with_environment(|key| std::env::var(key).ok());
+    if !spec.namespace.is_empty() || spec.snapshot.is_some() || !spec.options.is_empty() {
+        bail!("fio's rbd engine takes a pool, an image and a client id only; {text} says more (namespace, snapshot or Ceph options)");
+    }
+    if spec.keyring.is_some() {
+        bail!("fio's rbd engine reads the keyring from ceph.conf only; {text} names one elsewhere (keyring= or CEPH_KEYRING)");
+    }
+    let client = spec.client_name();
+    Ok(vec![
+        "--ioengine=rbd".into(),
+        format!("--pool={}", spec.pool),
+        format!("--rbdname={}", spec.image),
+        format!("--clientname={}", client.trim_start_matches("client.")),
+    ])
 }
 
 pub fn run(path: &Path, workload: &Workload) -> Result<FioResult> {
-    let args = command(path, workload);
+    let args = command(path, workload)?;
+    let conf = if is_rbd_spec(&path.to_string_lossy()) {
+        RbdSpec::parse(&path.to_string_lossy())?.conf
+    } else {
+        None
+    };
     let version = Command::new("fio")
         .arg("--version")
         .output()
         .context("fio is not installed (scripts/setup installs it)")?;
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    let output = Command::new("fio")
-        .args(&args)
-        .output()
-        .context("running fio")?;
+    let mut fio = Command::new("fio");
+    fio.args(&args);
+    if let Some(conf) = conf {
+        fio.env("CEPH_CONF", conf);
+    }
+    let output = fio.output().context("running fio")?;
     if !output.status.success() {
         bail!(
             "fio failed ({}): {}",
@@ -166,6 +207,42 @@ mod tests {
         assert_eq!(result.measured.lat_us.p999, 70.0);
         assert_eq!(result.measured.lat_us.max, 90.0);
         assert!(result.measured.write_lat_us.is_none());
+    }
+
+    #[test]
+    fn an_rbd_image_runs_fios_rbd_engine() {
+        let workload = Workload {
+            pattern: Pattern::Randwrite,
+            block_bytes: 4096,
+            queue_depth: 32,
+            threads: 1,
+            duration: std::time::Duration::from_secs(2),
+            sqpoll: false,
+            submit_batch: 1,
+            region_bytes: 64 << 20,
+        };
+        let args = command(Path::new("rbd:rbd/img:id=bench"), &workload).unwrap();
+        for expected in [
+            "--ioengine=rbd",
+            "--pool=rbd",
+            "--rbdname=img",
+            "--clientname=bench",
+            "--iodepth=32",
+            "--size=67108864",
+        ] {
+            assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
+        }
+        assert!(!args
+            .iter()
+            .any(|a| a.starts_with("--filename") || a == "--direct=1" || a == "--fixedbufs"));
+        // What fio cannot say is refused, not silently dropped.
+        for spec in [
+            "rbd:rbd/ns/img",
+            "rbd:rbd/img@snap",
+            "rbd:rbd/img:rbd_cache=false",
+        ] {
+            assert!(command(Path::new(spec), &workload).is_err(), "{spec}");
+        }
     }
 
     #[test]

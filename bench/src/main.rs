@@ -16,7 +16,8 @@ use vexfs_bench::search;
 use vexfs_bench::tiers;
 use vexfs_bench::tokio_uring_peer;
 use vexfs_bench::vectors;
-use vexfs_engine::{parse_size, BackingKind, BlockDevice, UringDevice, UringOptions};
+use vexfs_engine::parse_size;
+use vexfs_engine::rbd::is_rbd_spec;
 
 #[derive(Parser)]
 #[command(name = "vexfs-bench", version, about = "VexFS latency benchmarks")]
@@ -79,7 +80,9 @@ struct FsArgs {
 
 #[derive(clap::Args)]
 struct EngineArgs {
-    /// File or block device. A file that does not exist is created (needs --size).
+    /// File or block device (a file that does not exist is created; needs
+    /// --size), or a Ceph RBD image rbd:POOL/IMAGE (cluster from CEPH_CONF,
+    /// CEPH_ID, CEPH_KEYRING; needs a build with --features rbd).
     #[arg(long)]
     path: PathBuf,
     /// Bytes to cover from offset 0 (K, M, G, T suffixes): default the whole file or device.
@@ -116,7 +119,7 @@ struct EngineArgs {
     /// Run the same workload through tokio-uring right after, and compare.
     #[arg(long)]
     compare_tokio_uring: bool,
-    /// Allow write patterns on a block device (they destroy its contents).
+    /// Allow write patterns on a block device or RBD image (they destroy its contents).
     #[arg(long)]
     destructive: bool,
 }
@@ -155,16 +158,16 @@ fn engine_command(args: EngineArgs) -> Result<()> {
             eprintln!("{message}");
         }
     };
-    let region_bytes = engine::prepare_file(&args.path, args.size, &mut progress)?;
-    let device = UringDevice::open(&args.path, UringOptions::default())
-        .with_context(|| format!("opening {}", args.path.display()))?;
-    if device.kind() == BackingKind::BlockDevice && args.pattern.writes() && !args.destructive {
-        bail!(
-            "--pattern {} writes to {}, a block device, destroying what it holds: add --destructive if that is intended",
-            args.pattern,
-            args.path.display()
-        );
+    if is_rbd_spec(&args.path.to_string_lossy()) && args.compare_tokio_uring {
+        bail!("--compare-tokio-uring: tokio-uring has no RBD backend (--compare-fio runs fio's rbd engine)");
     }
+    let (device, region_bytes) = engine::open_target(
+        &args.path,
+        args.size,
+        args.pattern,
+        args.destructive,
+        &mut progress,
+    )?;
     let workload = Workload {
         pattern: args.pattern,
         block_bytes: args.bs,
@@ -184,7 +187,6 @@ fn engine_command(args: EngineArgs) -> Result<()> {
         args.seconds,
         device.describe()
     ));
-    let device = Arc::new(device);
     let result = engine::run(Arc::clone(&device), &workload)?;
     if result.ios == 0 {
         bail!(

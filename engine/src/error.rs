@@ -45,6 +45,38 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// librbd failed an I/O on an RBD image; `errno` holds its errno
+    /// (EIO, ETIMEDOUT, ESHUTDOWN when the cluster blocklisted us, ...),
+    /// named in the message.
+    #[error(
+        "rbd {op} of {len} bytes at byte {offset} failed: {}",
+        crate::rbd::describe_errno(errno)
+    )]
+    Rbd {
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        errno: io::Error,
+    },
+
+    /// Reaching an RBD image failed: `step` names the librados/librbd call
+    /// (read the config, connect, open the pool, open the image, ...).
+    #[error("{spec}: {step}: {}{hint}", crate::rbd::describe_errno(errno))]
+    RbdSetup {
+        spec: String,
+        step: &'static str,
+        /// What to check, where the errno alone does not say (may be empty).
+        hint: String,
+        errno: io::Error,
+    },
+
+    /// This build cannot do what was asked (a feature left out): `EOPNOTSUPP`.
+    #[error("{what}: {reason}")]
+    Unsupported {
+        what: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -59,10 +91,13 @@ impl Error {
     pub fn errno(&self) -> i32 {
         match self {
             Error::Invalid { .. } => libc::EINVAL,
-            Error::Io { source, .. } | Error::Open { source, .. } | Error::Ring { source, .. } => {
-                source.raw_os_error().unwrap_or(libc::EIO)
-            }
+            Error::Io { source, .. }
+            | Error::Open { source, .. }
+            | Error::Ring { source, .. }
+            | Error::Rbd { errno: source, .. }
+            | Error::RbdSetup { errno: source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             Error::NoProgress { .. } => libc::EIO,
+            Error::Unsupported { .. } => libc::EOPNOTSUPP,
         }
     }
 }

@@ -28,6 +28,9 @@
 //!   with `poll_queues` configured, burns a CPU while waiting, and is refused
 //!   on regular files, where the kernel cannot poll.
 //! * [`RamDevice`] is the memory tier: same trait, striped locks.
+//! * [`RbdDevice`] is a Ceph RBD image through librbd's aio (feature `rbd`;
+//!   see [`rbd`]). Its [`RbdQueue`] and io_uring's [`Queue`] are both
+//!   [`BufferQueue`]s, so loops that keep a queue full run on either.
 
 pub mod buffer;
 pub mod crash;
@@ -37,6 +40,7 @@ pub mod pattern;
 pub mod probe;
 pub mod queue;
 pub mod ram;
+pub mod rbd;
 pub mod sqe;
 pub mod uring;
 
@@ -45,17 +49,24 @@ pub use crash::CrashDevice;
 pub use device::{parse_size, BlockDevice, Geometry, IoOp};
 pub use error::{Error, Result};
 pub use probe::BackingKind;
-pub use queue::{Completion, Queue, QueueConfig};
+pub use queue::{BufferQueue, Completion, Queue, QueueConfig, QueueDevice};
 pub use ram::RamDevice;
+pub use rbd::{RbdDevice, RbdQueue};
 pub use uring::{UringDevice, UringOptions};
 
 use std::sync::Arc;
 
 /// Opens a backing store named the way users name it: `ram:SIZE` for the
-/// memory tier, anything else a path to a file or block device.
+/// memory tier, `rbd:POOL/IMAGE[...]` for a Ceph RBD image (see
+/// [`rbd::RbdSpec`]; the cluster from CEPH_CONF, CEPH_ID, CEPH_KEYRING or
+/// the spec's options), anything else a path to a file or block device.
+/// `options.read_only` applies to every kind; the rest only to io_uring.
 pub fn open_backing(spec: &str, options: UringOptions) -> Result<Arc<dyn BlockDevice>> {
-    match spec.strip_prefix("ram:") {
-        Some(size) => Ok(Arc::new(RamDevice::new(parse_size(size)?, 512)?)),
-        None => Ok(Arc::new(UringDevice::open(spec, options)?)),
+    if let Some(size) = spec.strip_prefix("ram:") {
+        return Ok(Arc::new(RamDevice::new(parse_size(size)?, 512)?));
     }
+    if rbd::is_rbd_spec(spec) {
+        return Ok(Arc::new(RbdDevice::open(spec, options.read_only)?));
+    }
+    Ok(Arc::new(UringDevice::open(spec, options)?))
 }

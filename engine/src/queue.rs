@@ -579,6 +579,100 @@ impl Queue {
     }
 }
 
+/// A queue a thread keeps and drives itself, whatever the backend: slots
+/// of I/O in flight on buffers the queue owns, a wait for completions, and
+/// their reaping. [`Queue`] (io_uring) and [`crate::RbdQueue`] (librbd)
+/// are one; benchmark and test loops are written once against
+/// `dyn BufferQueue` (a virtual call per I/O is noise beside the I/O).
+pub trait BufferQueue {
+    /// Slots: I/Os in flight at most.
+    fn depth(&self) -> usize;
+    fn in_flight(&self) -> usize;
+    fn buffer_count(&self) -> usize;
+    /// The buffer, unless an I/O on it is in flight.
+    fn buffer(&self, index: usize) -> Option<&[u8]>;
+    /// The buffer, unless an I/O on it is in flight.
+    fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]>;
+    /// Reads `len` bytes at `offset` into buffer `index`.
+    fn read_to_buffer(&mut self, index: usize, offset: u64, len: usize, tag: u64) -> Result<()>;
+    /// Writes the first `len` bytes of buffer `index` at `offset`.
+    fn write_from_buffer(
+        &mut self,
+        index: usize,
+        offset: u64,
+        len: usize,
+        fua: bool,
+        tag: u64,
+    ) -> Result<()>;
+    /// Makes everything that completed before this point durable.
+    fn flush(&mut self, tag: u64) -> Result<()>;
+    /// Hands queued I/O to the backend and waits until at least `want`
+    /// completions are ready (clamped to the I/Os in flight).
+    fn submit_and_wait(&mut self, want: usize) -> Result<()>;
+    /// Hands every finished I/O to `on_done`; returns how many finished.
+    fn reap(&mut self, on_done: &mut dyn FnMut(Completion)) -> usize;
+    /// Whether the buffers are registered with the kernel (io_uring only).
+    fn buffers_registered(&self) -> bool {
+        false
+    }
+    /// Whether the backing descriptor is registered with the kernel (io_uring only).
+    fn file_registered(&self) -> bool {
+        false
+    }
+}
+
+/// A device that hands out [`BufferQueue`]s for one thread each to keep
+/// (benchmark workers, test passes); the queue borrows the device.
+pub trait QueueDevice: crate::BlockDevice {
+    fn dedicated_queue(&self, config: &QueueConfig) -> Result<Box<dyn BufferQueue + '_>>;
+}
+
+impl BufferQueue for Queue {
+    fn depth(&self) -> usize {
+        Queue::depth(self)
+    }
+    fn in_flight(&self) -> usize {
+        Queue::in_flight(self)
+    }
+    fn buffer_count(&self) -> usize {
+        Queue::buffer_count(self)
+    }
+    fn buffer(&self, index: usize) -> Option<&[u8]> {
+        Queue::buffer(self, index)
+    }
+    fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
+        Queue::buffer_mut(self, index)
+    }
+    fn read_to_buffer(&mut self, index: usize, offset: u64, len: usize, tag: u64) -> Result<()> {
+        Queue::read_to_buffer(self, index, offset, len, tag)
+    }
+    fn write_from_buffer(
+        &mut self,
+        index: usize,
+        offset: u64,
+        len: usize,
+        fua: bool,
+        tag: u64,
+    ) -> Result<()> {
+        Queue::write_from_buffer(self, index, offset, len, fua, tag)
+    }
+    fn flush(&mut self, tag: u64) -> Result<()> {
+        Queue::flush(self, tag)
+    }
+    fn submit_and_wait(&mut self, want: usize) -> Result<()> {
+        Queue::submit_and_wait(self, want)
+    }
+    fn reap(&mut self, on_done: &mut dyn FnMut(Completion)) -> usize {
+        Queue::reap(self, on_done)
+    }
+    fn buffers_registered(&self) -> bool {
+        Queue::buffers_registered(self)
+    }
+    fn file_registered(&self) -> bool {
+        Queue::file_registered(self)
+    }
+}
+
 fn io_error(slot: &Slot, result: i32) -> Error {
     Error::Io {
         op: slot.op.name(),

@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex};
 use crate::device::{BlockDevice, Geometry, IoOp};
 use crate::error::{Error, Result};
 use crate::probe::{self, BackingKind};
-use crate::queue::{Completion, Queue, QueueConfig};
+use crate::queue::{BufferQueue, Completion, Queue, QueueConfig, QueueDevice};
 
 /// Bytes one pooled I/O carries at most; larger requests are split into
 /// pieces of this size and submitted together.
@@ -330,6 +330,12 @@ fn run_batch(queue: &mut Queue, ops: &mut [IoOp<'_>]) -> Result<()> {
     match batch.first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+impl QueueDevice for UringDevice {
+    fn dedicated_queue(&self, config: &QueueConfig) -> Result<Box<dyn BufferQueue + '_>> {
+        Ok(Box::new(UringDevice::queue(self, config)?))
     }
 }
 

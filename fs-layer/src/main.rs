@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use vexfs_engine::{open_backing, parse_size, AlignedBuf, BlockDevice, UringOptions};
+use vexfs_engine::{open_backing, parse_size, rbd, AlignedBuf, BlockDevice, UringOptions};
 use vexfs_fs::format::{Superblock, BLOCK_BYTES, BLOCK_BYTES_U64};
 use vexfs_fs::fsck::fsck;
 use vexfs_fs::mkfs::{mkfs, MkfsOptions};
@@ -128,14 +128,34 @@ fn open(path: &str, read_only: bool) -> anyhow::Result<Arc<dyn BlockDevice>> {
     .with_context(|| format!("opening {path}"))
 }
 
+/// `path` as the mount daemon (which leaves the working directory) must
+/// see it: files and devices canonical, `ram:` as given, `rbd:` specs as
+/// given but for relative conf=/keyring= paths, made absolute.
 fn absolute(path: &str) -> anyhow::Result<String> {
     if path.starts_with("ram:") {
         return Ok(path.to_string());
+    }
+    if rbd::is_rbd_spec(path) {
+        return Ok(rbd::absolute_spec(path));
     }
     Ok(std::fs::canonicalize(path)
         .with_context(|| path.to_string())?
         .to_string_lossy()
         .into_owned())
+}
+
+/// CEPH_CONF and CEPH_KEYRING made absolute, for the mount daemon that
+/// opens an `rbd:` image after leaving the working directory.
+fn absolute_ceph_environment() -> anyhow::Result<()> {
+    for key in ["CEPH_CONF", "CEPH_KEYRING"] {
+        if let Some(value) = std::env::var_os(key).filter(|v| !v.is_empty()) {
+            let path = std::path::absolute(&value)
+                .with_context(|| format!("{key}={}", value.to_string_lossy()))?;
+            // Single-threaded here: nothing else reads the environment.
+            std::env::set_var(key, path);
+        }
+    }
+    Ok(())
 }
 
 fn run(command: Command) -> anyhow::Result<u8> {
@@ -146,6 +166,9 @@ fn run(command: Command) -> anyhow::Result<u8> {
             label,
             force,
         } => {
+            if let Some(size) = size.as_deref().filter(|_| rbd::is_rbd_spec(&path)) {
+                bail!("--size {size}: an RBD image has the size it was created with (rbd create --size, rbd resize)");
+            }
             if let Some(size) = size {
                 let bytes = parse_size(&size)?;
                 if !Path::new(&path).exists() {
@@ -234,6 +257,9 @@ fn run(command: Command) -> anyhow::Result<u8> {
             };
             for o in &options {
                 request.apply_options(o)?;
+            }
+            if rbd::is_rbd_spec(&request.device) {
+                absolute_ceph_environment()?;
             }
             // The daemon leaves the working directory; a relative log path
             // means the one it names from here.
@@ -338,4 +364,20 @@ fn print_superblock(path: &str, sb: &Superblock) {
     );
     println!("  backup sb      block {}", sb.backup_block());
     println!("  mounts         {}", sb.mount_count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute;
+
+    #[test]
+    fn rbd_specs_pass_through_with_absolute_config_paths() {
+        assert_eq!(absolute("rbd:pool/img").unwrap(), "rbd:pool/img");
+        assert_eq!(absolute("ram:64M").unwrap(), "ram:64M");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            absolute("rbd:pool/img:conf=ceph.conf").unwrap(),
+            format!("rbd:pool/img:conf={}/ceph.conf", cwd.display())
+        );
+    }
 }

@@ -114,7 +114,7 @@ impl MountRequest {
     fn config(&self) -> Config {
         let mut config = Config::default();
         config.mount_options = vec![
-            MountOption::FSName(self.device.clone()),
+            MountOption::FSName(fs_name(&self.device)),
             MountOption::Subtype("vexfs".into()),
             MountOption::DefaultPermissions,
             if self.read_only {
@@ -134,6 +134,16 @@ impl MountRequest {
         config.n_threads = Some(self.threads);
         config.clone_fd = true;
         config
+    }
+}
+
+/// The mount's source as /proc/mounts shows it: the device, or for an RBD
+/// image `rbd:POOL/IMAGE` without its options (they may name keyrings and
+/// carry commas, which the mount option string cannot).
+fn fs_name(device: &str) -> String {
+    match vexfs_engine::rbd::RbdSpec::parse(device) {
+        Ok(spec) => format!("{}{}", vexfs_engine::rbd::RBD_PREFIX, spec.image_path()),
+        Err(_) => device.to_string(),
     }
 }
 
@@ -364,4 +374,19 @@ pub fn unmount_path(mountpoint: &Path, lazy: bool) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fs_name;
+
+    #[test]
+    fn rbd_mounts_show_the_image_without_its_options() {
+        assert_eq!(
+            fs_name("rbd:pool/img:conf=/etc/ceph/a.conf:mon_host=a,b"),
+            "rbd:pool/img"
+        );
+        assert_eq!(fs_name("/var/tmp/vexfs.img"), "/var/tmp/vexfs.img");
+        assert_eq!(fs_name("ram:64M"), "ram:64M");
+    }
 }

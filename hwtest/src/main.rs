@@ -42,7 +42,10 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct DeviceArgs {
-    /// Regular file (created or extended to --bytes) or block device.
+    /// Regular file (created or extended to --bytes), block device, or Ceph
+    /// RBD image rbd:POOL/IMAGE (cluster from CEPH_CONF, CEPH_ID,
+    /// CEPH_KEYRING; needs a build with --features rbd; written only with
+    /// --destructive, as a block device).
     #[arg(long)]
     device: PathBuf,
     /// Bytes from the start of the device to cover (K, M, G, T suffixes).

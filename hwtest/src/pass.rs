@@ -1,6 +1,8 @@
 //! One pass of I/O over the start of a device through a dedicated engine
-//! [`Queue`]: keep `depth` I/Os of `io_bytes` in flight over `[0, bytes)` in
-//! offset order, each with a registered buffer of its own, writing or
+//! queue (io_uring's [`vexfs_engine::Queue`] or librbd's
+//! [`vexfs_engine::RbdQueue`], both a [`BufferQueue`]): keep `depth` I/Os
+//! of `io_bytes` in flight over `[0, bytes)` in offset order, each with a
+//! buffer of its own (registered, on io_uring), writing or
 //! checking the engine's self-describing pattern blocks (block number,
 //! generation, checksum). `verify`, `fill` and `check` are all made of these.
 
@@ -8,7 +10,7 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use vexfs_engine::pattern::{check_block, fill_block};
-use vexfs_engine::{Completion, Error as EngineError, Queue, QueueConfig, UringDevice};
+use vexfs_engine::{BufferQueue, Completion, Error as EngineError, QueueConfig, QueueDevice};
 
 /// Tag of the flush that ends a write pass; data I/O are tagged with their buffer index.
 const FLUSH_TAG: u64 = u64::MAX;
@@ -52,7 +54,7 @@ enum Direction {
 /// with nothing in flight unless the ring itself failed (the queue's drop
 /// then waits).
 fn drive(
-    queue: &mut Queue,
+    queue: &mut dyn BufferQueue,
     layout: &Layout,
     direction: Direction,
     mut on_read: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
@@ -94,7 +96,7 @@ fn drive(
             break;
         }
         queue.submit_and_wait(1)?;
-        queue.reap(|c| completed.push(c));
+        queue.reap(&mut |c| completed.push(c));
         for completion in completed.drain(..) {
             let index = completion.tag as usize;
             match completion.result {
@@ -130,7 +132,7 @@ fn fill_pattern(buffer: &mut [u8], layout: &Layout, offset: u64, generation: u64
 /// Writes pattern blocks of `generation` over `layout`, then fdatasyncs;
 /// returns the time both took.
 pub fn write_pass(
-    queue: &mut Queue,
+    queue: &mut dyn BufferQueue,
     layout: &Layout,
     generation: u64,
 ) -> Result<Duration, EngineError> {
@@ -143,7 +145,7 @@ pub fn write_pass(
     let flushed = loop {
         queue.submit_and_wait(1)?;
         let mut outcome = None;
-        queue.reap(|c| outcome = Some(c.result));
+        queue.reap(&mut |c| outcome = Some(c.result));
         if let Some(result) = outcome {
             break result;
         }
@@ -155,7 +157,7 @@ pub fn write_pass(
 /// Reads `layout` back and hands each pattern block's number and
 /// [`check_block`] verdict (its generation, or what is wrong) to `on_block`.
 pub fn read_pass(
-    queue: &mut Queue,
+    queue: &mut dyn BufferQueue,
     layout: &Layout,
     mut on_block: impl FnMut(u64, Result<u64, String>) -> ControlFlow<()>,
 ) -> Result<Duration, EngineError> {
@@ -173,7 +175,11 @@ pub fn read_pass(
 }
 
 /// A dedicated queue with one `io_bytes` buffer per slot.
-pub fn open_queue(device: &UringDevice, depth: u32, io_bytes: usize) -> Result<Queue, EngineError> {
+pub fn open_queue(
+    device: &dyn QueueDevice,
+    depth: u32,
+    io_bytes: usize,
+) -> Result<Box<dyn BufferQueue + '_>, EngineError> {
     let config = QueueConfig {
         depth,
         single_issuer: true,
@@ -182,10 +188,10 @@ pub fn open_queue(device: &UringDevice, depth: u32, io_bytes: usize) -> Result<Q
         submit_batch: 0,
         ..QueueConfig::default()
     };
-    match device.queue(&config) {
+    match device.dedicated_queue(&config) {
         // SINGLE_ISSUER and DEFER_TASKRUN need Linux 6.1; older guest kernels
         // refuse the ring, which works without them.
-        Err(EngineError::Ring { .. }) => device.queue(&QueueConfig {
+        Err(EngineError::Ring { .. }) => device.dedicated_queue(&QueueConfig {
             single_issuer: false,
             ..config
         }),
@@ -216,7 +222,8 @@ fn errno_name(errno: i32) -> &'static str {
         libc::EMEDIUMTYPE => "EMEDIUMTYPE",
         libc::ENOLINK => "ENOLINK",
         libc::ENOTCONN => "ENOTCONN",
-        _ => "errno",
+        // Ceph's names for what an RBD image returns.
+        errno => vexfs_engine::rbd::errno_name(errno),
     }
 }
 
@@ -254,7 +261,7 @@ impl Drop for ScratchFile {
 mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
-    use vexfs_engine::UringOptions;
+    use vexfs_engine::{UringDevice, UringOptions};
 
     const BLOCK: usize = 4096;
 
@@ -268,7 +275,7 @@ mod tests {
     }
 
     /// Every block's generation as read back, in block order.
-    fn generations(queue: &mut Queue, layout: &Layout) -> Vec<Result<u64, String>> {
+    fn generations(queue: &mut dyn BufferQueue, layout: &Layout) -> Vec<Result<u64, String>> {
         let mut found = vec![Err("never read".to_string()); layout.pattern_blocks() as usize];
         read_pass(queue, layout, |number, verdict| {
             found[number as usize] = verdict;
@@ -286,8 +293,8 @@ mod tests {
         let layout = Layout::new(bytes, 4 * BLOCK, BLOCK);
         for (depth, generation) in [(1, 11), (3, 12), (64, 13)] {
             let mut queue = open_queue(&device, depth, layout.io_bytes).expect("queue");
-            write_pass(&mut queue, &layout, generation).expect("write pass");
-            let found = generations(&mut queue, &layout);
+            write_pass(queue.as_mut(), &layout, generation).expect("write pass");
+            let found = generations(queue.as_mut(), &layout);
             assert!(
                 found.iter().all(|g| *g == Ok(generation)),
                 "qd={depth}: {found:?}"
@@ -301,7 +308,7 @@ mod tests {
         let (scratch, device) = scratch_device("pass-damage", bytes);
         let layout = Layout::new(bytes, 2 * BLOCK, BLOCK);
         let mut queue = open_queue(&device, 4, layout.io_bytes).expect("queue");
-        write_pass(&mut queue, &layout, 5).expect("write pass");
+        write_pass(queue.as_mut(), &layout, 5).expect("write pass");
 
         // A buffered write behind the engine's back: direct reads see it
         // because the kernel writes the page cache back before them.
@@ -313,7 +320,7 @@ mod tests {
             .expect("damage block 9");
         drop(file);
 
-        let found = generations(&mut queue, &layout);
+        let found = generations(queue.as_mut(), &layout);
         for (number, verdict) in found.iter().enumerate() {
             assert_eq!(verdict.is_err(), number == 9, "block {number}: {verdict:?}");
         }

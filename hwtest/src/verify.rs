@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use vexfs_engine::queue::QUEUE_DEPTH_MAX;
-use vexfs_engine::{BlockDevice, UringDevice, UringOptions};
+use vexfs_engine::rbd::is_rbd_spec;
+use vexfs_engine::{QueueDevice, RbdDevice, UringDevice, UringOptions};
 
 use crate::pass::{describe, open_queue, read_pass, write_pass, Layout};
 
@@ -35,7 +36,8 @@ pub enum Access {
     Write { destructive: bool },
 }
 
-/// The only rule that lets this tool write to a block device.
+/// The only rule that lets this tool write to a block device (an RBD
+/// image follows it too: it may hold someone's filesystem).
 fn write_allowed(path: &Path, is_block_device: bool, access: Access) -> Result<()> {
     if access == (Access::Write { destructive: false }) && is_block_device {
         bail!(
@@ -46,9 +48,10 @@ fn write_allowed(path: &Path, is_block_device: bool, access: Access) -> Result<(
     Ok(())
 }
 
-/// A file or device opened for passes over its first `bytes`.
+/// A file, device or RBD image opened for passes over its first `bytes`.
 pub struct Target {
-    pub device: UringDevice,
+    /// io_uring O_DIRECT for files and devices, librbd aio for `rbd:` images.
+    pub device: Box<dyn QueueDevice>,
     pub bytes: u64,
     /// Exclusive open (O_EXCL) of a block device being written: the kernel
     /// refuses it while the device or a partition is mounted or held (LVM,
@@ -68,6 +71,14 @@ impl Target {
 pub fn open_target(path: &Path, bytes: u64, access: Access) -> Result<Target> {
     if bytes == 0 {
         bail!("--bytes must be more than 0");
+    }
+    if let Some(spec) = path.to_str().filter(|p| is_rbd_spec(p)) {
+        if access == (Access::Write { destructive: false }) {
+            bail!("refusing to write to RBD image {spec} without --destructive");
+        }
+        let device =
+            RbdDevice::open(spec, access == Access::ReadOnly).map_err(|e| anyhow!(describe(&e)))?;
+        return sized_target(Box::new(device), path, bytes, None);
     }
     let metadata = std::fs::metadata(path);
     let is_block_device = matches!(&metadata, Ok(m) if m.file_type().is_block_device());
@@ -108,6 +119,16 @@ pub fn open_target(path: &Path, bytes: u64, access: Access) -> Result<Target> {
         ..UringOptions::default()
     };
     let device = UringDevice::open(path, options).map_err(|e| anyhow!(describe(&e)))?;
+    sized_target(Box::new(device), path, bytes, claim)
+}
+
+/// Checks that `[0, bytes)` fits the opened device in whole logical blocks.
+fn sized_target(
+    device: Box<dyn QueueDevice>,
+    path: &Path,
+    bytes: u64,
+    claim: Option<File>,
+) -> Result<Target> {
     let geometry = device.geometry();
     if bytes > geometry.size_bytes {
         bail!(
@@ -230,14 +251,14 @@ fn verify_one(
             logical
         };
     let layout = Layout::new(target.bytes, io_bytes, pattern_block_bytes);
-    let mut queue = match open_queue(&target.device, depth, io_bytes) {
+    let mut queue = match open_queue(target.device.as_ref(), depth, io_bytes) {
         Ok(queue) => queue,
         Err(e) => {
             println!("{label}: I/O error setting up the queue: {}", describe(&e));
             return Verdict::IoError;
         }
     };
-    let written = match write_pass(&mut queue, &layout, generation) {
+    let written = match write_pass(queue.as_mut(), &layout, generation) {
         Ok(elapsed) => elapsed,
         Err(e) => {
             println!("{label}: I/O error writing: {}", describe(&e));
@@ -245,7 +266,7 @@ fn verify_one(
         }
     };
     let mut mismatch = None;
-    let read = read_pass(&mut queue, &layout, |number, verdict| {
+    let read = read_pass(queue.as_mut(), &layout, |number, verdict| {
         let reason = match verdict {
             Ok(found) if found == generation => return ControlFlow::Continue(()),
             Ok(found) => format!("block {number} holds generation {found}, expected {generation}"),
@@ -297,9 +318,14 @@ fn fill_layout(target: &Target) -> Result<Layout> {
 pub fn fill(path: &Path, generation: u64, bytes: u64, destructive: bool) -> Result<u64> {
     let target = open_target(path, bytes, Access::Write { destructive })?;
     let layout = fill_layout(&target)?;
-    let mut queue = open_queue(&target.device, FILL_QUEUE_DEPTH, PATTERN_BLOCK_BYTES)
+    let mut queue = open_queue(
+        target.device.as_ref(),
+        FILL_QUEUE_DEPTH,
+        PATTERN_BLOCK_BYTES,
+    )
+    .map_err(|e| anyhow!("fill: {}", describe(&e)))?;
+    write_pass(queue.as_mut(), &layout, generation)
         .map_err(|e| anyhow!("fill: {}", describe(&e)))?;
-    write_pass(&mut queue, &layout, generation).map_err(|e| anyhow!("fill: {}", describe(&e)))?;
     Ok(layout.pattern_blocks())
 }
 
@@ -317,14 +343,18 @@ pub struct CheckReport {
 pub fn check(path: &Path, generation: u64, bytes: u64) -> Result<CheckReport> {
     let target = open_target(path, bytes, Access::ReadOnly)?;
     let layout = fill_layout(&target)?;
-    let mut queue = open_queue(&target.device, FILL_QUEUE_DEPTH, PATTERN_BLOCK_BYTES)
-        .map_err(|e| anyhow!("check: {}", describe(&e)))?;
+    let mut queue = open_queue(
+        target.device.as_ref(),
+        FILL_QUEUE_DEPTH,
+        PATTERN_BLOCK_BYTES,
+    )
+    .map_err(|e| anyhow!("check: {}", describe(&e)))?;
     let mut report = CheckReport {
         blocks: layout.pattern_blocks(),
         blocks_wrong: 0,
         first_wrong: Vec::with_capacity(MISMATCH_LINES_MAX + 1),
     };
-    read_pass(&mut queue, &layout, |number, verdict| {
+    read_pass(queue.as_mut(), &layout, |number, verdict| {
         let reason = match verdict {
             Ok(found) if found == generation => return ControlFlow::Continue(()),
             Ok(found) => format!("holds generation {found}"),

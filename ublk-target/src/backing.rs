@@ -1,11 +1,15 @@
 //! What a ublk device is served from: an O_DIRECT file or block device
-//! through the engine, or the engine's RAM tier; and the block-layer limits
-//! the device advertises for it.
+//! through the engine, a Ceph RBD image through librbd (feature `rbd`), or
+//! the engine's RAM tier; and the block-layer limits the device advertises
+//! for it.
 
 use std::path::Path;
 
 use libublk::sys;
-use vexfs_engine::{parse_size, BackingKind, Geometry, RamDevice, UringDevice, UringOptions};
+use vexfs_engine::rbd::{is_rbd_spec, RbdSpec};
+use vexfs_engine::{
+    parse_size, BackingKind, Geometry, RamDevice, RbdDevice, UringDevice, UringOptions,
+};
 
 /// Largest discard or write-zeroes request the kernel sends us in one piece.
 pub const ZEROING_BYTES_MAX: u64 = 1 << 30;
@@ -30,13 +34,17 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> BackingError {
 pub enum Backing {
     /// A regular file or block device, O_DIRECT.
     Direct(UringDevice),
+    /// A Ceph RBD image, librbd aio (see [`crate::rbd`]).
+    Rbd(RbdDevice),
     Ram(RamDevice),
 }
 
 /// A backing and the shape of the device it is exported as.
 pub struct Served {
     pub backing: Backing,
-    /// As given by the user (`ram:SIZE` or a path); kept so `recover` can reopen it.
+    /// As given by the user (`ram:SIZE` or a path; an `rbd:` spec with the
+    /// CEPH_* environment folded in and paths made absolute); kept so
+    /// `recover` can reopen it.
     pub spec: String,
     pub logical_block_bytes: u32,
     /// The backing's size rounded down to whole logical blocks.
@@ -56,7 +64,16 @@ impl Served {
                 format!("{bytes} is not 512 or 4096"),
             ));
         }
+        let mut recorded = spec.to_string();
         let (backing, discard) = match spec.strip_prefix("ram:") {
+            None if is_rbd_spec(spec) => {
+                // `recover` may run with another environment or directory.
+                recorded = RbdSpec::parse(spec)?
+                    .with_environment(|key| std::env::var(key).ok())
+                    .with_absolute_paths()
+                    .to_string();
+                (Backing::Rbd(RbdDevice::open(&recorded, false)?), true)
+            }
             Some(size) => {
                 let size = parse_size(size)?;
                 let ram = RamDevice::new(size, logical_block_bytes.unwrap_or(512))?;
@@ -106,7 +123,7 @@ impl Served {
         }
         Ok(Self {
             backing,
-            spec: spec.to_string(),
+            spec: recorded,
             logical_block_bytes,
             size_bytes,
             discard,
@@ -120,10 +137,12 @@ impl Served {
             .geometry()
             .physical_block_bytes
             .max(self.logical_block_bytes);
-        // Files and devices have caches that only a flush empties; RAM has
-        // nothing to flush, so the kernel sends it no flushes.
+        // Files, devices and librbd have caches that only a flush empties;
+        // RAM has nothing to flush, so the kernel sends it no flushes.
         let attrs = match self.backing {
-            Backing::Direct(_) => sys::UBLK_ATTR_VOLATILE_CACHE | sys::UBLK_ATTR_FUA,
+            Backing::Direct(_) | Backing::Rbd(_) => {
+                sys::UBLK_ATTR_VOLATILE_CACHE | sys::UBLK_ATTR_FUA
+            }
             Backing::Ram(_) => 0,
         };
         let zeroing_sectors = (ZEROING_BYTES_MAX >> 9) as u32;
@@ -167,6 +186,7 @@ impl Backing {
         use vexfs_engine::BlockDevice;
         match self {
             Backing::Direct(device) => device.geometry(),
+            Backing::Rbd(device) => device.geometry(),
             Backing::Ram(ram) => ram.geometry(),
         }
     }
@@ -220,6 +240,41 @@ mod tests {
         assert!(
             err.to_string().contains("/nonexistent/vexfs-ublk.img"),
             "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "rbd"))]
+    #[test]
+    fn rbd_backings_say_how_to_build_them() {
+        let err = Served::open("rbd:rbd/img", None)
+            .err()
+            .expect("no librbd in this build");
+        assert!(err.to_string().contains("--features rbd"), "{err}");
+    }
+
+    /// Needs a cluster: CEPH_CONF and VEXFS_TEST_RBD_IMAGE (scripts/test-ceph).
+    #[cfg(feature = "rbd")]
+    #[test]
+    fn rbd_backing_advertises_cache_and_records_its_cluster() {
+        let (Ok(image), Ok(conf)) = (
+            std::env::var("VEXFS_TEST_RBD_IMAGE"),
+            std::env::var("CEPH_CONF"),
+        ) else {
+            eprintln!("skipped: no Ceph cluster (set CEPH_CONF and VEXFS_TEST_RBD_IMAGE)");
+            return;
+        };
+        let spec = format!("rbd:{}", image.trim_start_matches("rbd:"));
+        let served = Served::open(&spec, None).expect("the test image opens");
+        assert_eq!(served.logical_block_bytes, 512);
+        assert!(served.discard);
+        let attrs = served.params(512 << 10).basic.attrs;
+        assert_eq!(attrs, sys::UBLK_ATTR_VOLATILE_CACHE | sys::UBLK_ATTR_FUA);
+        // `recover` reopens from the record, whatever its environment.
+        let conf = std::path::absolute(conf).expect("absolute conf");
+        assert!(
+            served.spec.contains(&format!(":conf={}", conf.display())),
+            "{}",
+            served.spec
         );
     }
 

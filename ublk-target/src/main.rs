@@ -27,7 +27,10 @@ enum Command {
     /// Add a device; prints /dev/ublkbN once it is ready and serves it from a
     /// daemon (or from this process with --foreground) until `del` or SIGTERM.
     Add {
-        /// A file or block device (opened O_DIRECT), or ram:SIZE (e.g. ram:1G).
+        /// A file or block device (opened O_DIRECT), ram:SIZE (e.g. ram:1G), or
+        /// a Ceph RBD image rbd:POOL/IMAGE (cluster from CEPH_CONF, CEPH_ID,
+        /// CEPH_KEYRING or the spec's :conf=/:id=/:keyring=; needs a build
+        /// with --features rbd).
         #[arg(long)]
         backing: String,
         /// Device id; by default the driver picks the first free one.

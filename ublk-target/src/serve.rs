@@ -5,6 +5,8 @@
 //! descriptor is registered in libublk's per-queue ring (fixed file 1; file 0
 //! is `/dev/ublkcN`), and the task submits the engine's entries there: the
 //! request and its backing I/O complete on the same ring and the same thread.
+//! An RBD image's aio complete through an eventfd read on that same ring
+//! (see [`crate::rbd`]).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -17,6 +19,7 @@ use vexfs_engine::sqe::{self, BackingFd};
 use vexfs_engine::{BackingKind, BlockDevice};
 
 use crate::backing::{Backing, Served};
+use crate::rbd::RbdCompletions;
 use crate::request::{decode, Request};
 
 /// Index of the backing in the queue ring's registered files.
@@ -47,20 +50,39 @@ pub fn serve_queue(qid: u16, dev: &UblkDev, served: &Served) {
             return;
         }
     };
+    let rbd = match &served.backing {
+        Backing::Rbd(device) => match RbdCompletions::new(device, dev.dev_info.queue_depth) {
+            Ok(completions) => Some(Rc::new(completions)),
+            Err(e) => {
+                eprintln!("vexfs-ublk: queue {qid}: RBD queue setup failed: {e}");
+                return;
+            }
+        },
+        _ => None,
+    };
     let errors = Rc::new(Cell::new(0u64));
     let executor = Rc::new(smol::LocalExecutor::new());
     let tasks: Vec<_> = queue
         .tags()
         .map(|tag| {
-            let (queue, errors) = (queue.clone(), errors.clone());
+            let (queue, errors, rbd) = (queue.clone(), errors.clone(), rbd.clone());
             executor.spawn(async move {
-                match serve_tag(&queue, tag, served, &errors).await {
+                match serve_tag(&queue, tag, served, rbd.as_deref(), &errors).await {
                     Ok(()) | Err(UblkError::QueueIsDown) => {}
                     Err(e) => eprintln!("vexfs-ublk: queue {qid} tag {tag}: {e}"),
                 }
             })
         })
         .collect();
+    // Not among `tasks`: it runs until the queue goes down, and the queue
+    // is done when the tags are.
+    let _pump = rbd.clone().map(|rbd| {
+        executor.spawn(async move {
+            if let Err(e) = rbd.pump().await {
+                eprintln!("vexfs-ublk: queue {qid}: RBD completions: {e}");
+            }
+        })
+    });
     let run = executor.clone();
     smol::block_on(executor.run(async move {
         let run_ready = || while run.try_tick() {};
@@ -84,6 +106,7 @@ async fn serve_tag(
     queue: &UblkQueue<'_>,
     tag: u16,
     served: &Served,
+    rbd: Option<&RbdCompletions>,
     errors: &Cell<u64>,
 ) -> Result<(), UblkError> {
     let buffer_bytes = queue.dev.dev_info.max_io_buf_bytes;
@@ -93,7 +116,7 @@ async fn serve_tag(
         .await?;
     loop {
         let result = match decode(queue.get_iod(tag), served.size_bytes, buffer_bytes) {
-            Ok(request) => match serve(served, request, buffer.as_mut_slice()).await {
+            Ok(request) => match serve(served, rbd, tag, request, buffer.as_mut_slice()).await {
                 Ok(done) => done,
                 Err(errno) => {
                     note_error(errors, queue.get_qid(), &request, errno);
@@ -118,10 +141,21 @@ fn note_error(errors: &Cell<u64>, qid: u16, request: &Request, errno: i32) {
 
 /// Serves one request: the kernel's result (bytes moved, or 0) or the
 /// backing's errno.
-async fn serve(served: &Served, request: Request, buffer: &mut [u8]) -> Result<i32, i32> {
+async fn serve(
+    served: &Served,
+    rbd: Option<&RbdCompletions>,
+    tag: u16,
+    request: Request,
+    buffer: &mut [u8],
+) -> Result<i32, i32> {
     match &served.backing {
         Backing::Ram(ram) => serve_ram(ram, request, buffer),
         Backing::Direct(device) => serve_direct(device.kind(), device, request, buffer).await,
+        Backing::Rbd(_) => match rbd {
+            Some(rbd) => rbd.serve(tag, request, buffer).await,
+            // serve_queue makes the completions before any tag runs.
+            None => Err(libc::EIO),
+        },
     }
 }
 

@@ -16,7 +16,9 @@ use super::{
 pub struct Args {
     /// A tier as NAME=PATH, repeatable: PATH is `ram:[SIZE]`, `tmpfs:`, a
     /// directory (a file of --size is created in it and removed after), an
-    /// existing file or a block device. Default: ram=ram: tmpfs=tmpfs: disk=/var/tmp.
+    /// existing file, a block device, or a Ceph RBD image `rbd:POOL/IMAGE`
+    /// (CEPH_CONF etc.; a build with --features rbd, vexfs too for the fs
+    /// rows). Default: ram=ram: tmpfs=tmpfs: disk=/var/tmp.
     #[arg(long = "tier", value_name = "NAME=PATH", value_parser = parse_tier)]
     tiers: Vec<TierSpec>,
     /// Seconds per workload (fractions allowed), at most 600.
@@ -28,13 +30,15 @@ pub struct Args {
     /// Directory for tiers.json, hlog/, plots/ (created if missing).
     #[arg(long, default_value = "vexfs-bench-tiers")]
     out: PathBuf,
-    /// Allow writes (raw workloads, mkfs) to block devices and existing
-    /// files, and measure devices that hold a filesystem: their data is lost.
+    /// Allow writes (raw workloads, mkfs) to block devices, RBD images and
+    /// existing files, and measure devices that hold a filesystem: their
+    /// data is lost.
     #[arg(long)]
     destructive: bool,
     /// Also run fio (io_uring, O_DIRECT, same block size, depth, offsets
-    /// and duration) for each random and sequential workload on each file or
-    /// device tier, shown under the engine's row.
+    /// and duration; its rbd engine on an RBD image) for each random and
+    /// sequential workload on each file, device or image tier, shown under
+    /// the engine's row.
     #[arg(long)]
     compare_fio: bool,
     /// Print tiers.json on stdout (and nothing else there).

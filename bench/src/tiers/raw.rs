@@ -1,7 +1,7 @@
 //! Raw block I/O on a tier through the engine: the engine benchmark's
-//! runner (one dedicated io_uring queue) on files and devices; on the RAM
-//! device, which has no queue, batches of QD operations per
-//! `BlockDevice::submit` call.
+//! runner (one dedicated queue: io_uring, or librbd on an RBD image) on
+//! files, devices and images; on the RAM device, which has no queue,
+//! batches of QD operations per `BlockDevice::submit` call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -41,7 +41,7 @@ pub fn run(target: &Target, workload: Workload, duration: Duration) -> Result<Me
     if workload == Workload::Flush4k {
         let device: &dyn BlockDevice = match &target.backing {
             Backing::Ram(device) => device.as_ref(),
-            Backing::Uring(device) => device.as_ref(),
+            Backing::Queued(device) => device.as_ref(),
         };
         return flush(device, target.region_bytes, duration);
     }
@@ -49,7 +49,7 @@ pub fn run(target: &Target, workload: Workload, duration: Duration) -> Result<Me
         bail!("{} is not a raw I/O workload", workload.label());
     };
     match &target.backing {
-        Backing::Uring(device) => {
+        Backing::Queued(device) => {
             let started_at = SystemTime::now();
             let shape = engine_shape(pattern, block_bytes, queue_depth, target, duration);
             let (result, intervals) =
@@ -105,7 +105,7 @@ fn engine_shape(
 pub fn fio(target: &Target, workload: Workload, duration: Duration) -> Option<Result<FioResult>> {
     let (pattern, block_bytes, queue_depth) = shape(workload)?;
     let path = target.path.as_ref()?;
-    let Backing::Uring(_) = &target.backing else {
+    let Backing::Queued(_) = &target.backing else {
         return None;
     };
     let shape = engine_shape(pattern, block_bytes, queue_depth, target, duration);

@@ -20,10 +20,10 @@ use crate::plot::{self, Axis, LineChart, Series};
 
 /// What each row measures, printed under the table and stored in tiers.json.
 pub const DEFINITIONS: [(&str, &str); 10] = [
-    ("randread/randwrite 4K", "O_DIRECT 4 KiB I/Os at random 4 KiB-aligned offsets of the tier's region through one engine io_uring queue (registered buffers), QD 1 or 32; latency from submission to completion"),
+    ("randread/randwrite 4K", "O_DIRECT 4 KiB I/Os at random 4 KiB-aligned offsets of the tier's region through one engine io_uring queue (registered buffers), or one librbd aio queue on an rbd: tier, QD 1 or 32; latency from submission to completion"),
     ("seq read/write 128K QD32", "sequential 128 KiB O_DIRECT I/Os at queue depth 32 (4 MiB in flight, enough to stream a single NVMe queue), wrapping at the region's end; MB/s = 10^6 bytes/s"),
-    ("flush after 4K write", "a 4 KiB write at a random offset (untimed), then the engine's flush: IORING_OP_FSYNC with DATASYNC (fdatasync) on files and devices, nothing on RAM; the latency is the flush's alone"),
-    ("fio rows (--compare-fio)", "fio with ioengine=io_uring, direct=1, registered buffers and file, the same block size, queue depth, region, uniform random offsets (no random map) and duration, on the same file or device right after the engine; its completion latency percentiles; no fio row on RAM"),
+    ("flush after 4K write", "a 4 KiB write at a random offset (untimed), then the engine's flush: IORING_OP_FSYNC with DATASYNC (fdatasync) on files and devices, rbd_aio_flush on an RBD image, nothing on RAM; the latency is the flush's alone"),
+    ("fio rows (--compare-fio)", "fio with ioengine=io_uring, direct=1, registered buffers and file (ioengine=rbd on an rbd: tier), the same block size, queue depth, region, uniform random offsets (no random map) and duration, on the same file, device or image right after the engine; its completion latency percentiles; no fio row on RAM"),
     ("RAM tier", "the engine's RamDevice has no queue: QD n is n operations per BlockDevice::submit call, each operation's latency its batch's"),
     ("fs: 4K file create+fsync", "VexFS formatted on the tier and mounted through FUSE; open(O_CREAT|O_EXCL) + write 4 KiB + fsync + close of a new file in one directory, timed together"),
     ("fs: vector insert", "2,000 x 128 float32 vectors (the original VexFS benchmark's distribution) into one file in BATCH_INSERT ioctls of 100: latency per ioctl, ops/s counts vectors; the fsync after is untimed"),

@@ -1,7 +1,8 @@
 //! Where a tier's workloads run: a RAM device, a file this run creates in a
-//! directory (removed at the end), an existing file or a block device (left
-//! as found unless `--destructive`). A device that holds a filesystem, a
-//! partition table or swap, or is in use, is refused unless `--destructive`.
+//! directory (removed at the end), an existing file, a block device or a
+//! Ceph RBD image (left as found unless `--destructive`). A device or image
+//! that holds a filesystem, a partition table or swap, or is in use, is
+//! refused unless `--destructive`.
 
 use std::ffi::CString;
 use std::fmt;
@@ -13,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use vexfs_engine::{parse_size, BlockDevice, IoOp, RamDevice, UringDevice, UringOptions};
+use vexfs_engine::rbd::is_rbd_spec;
+use vexfs_engine::{
+    parse_size, BlockDevice, IoOp, QueueDevice, RamDevice, RbdDevice, UringDevice, UringOptions,
+};
 
 use super::{Config, NAME_BYTES_MAX};
 use crate::engine::prepare_file;
@@ -44,6 +48,8 @@ pub enum Where {
     Tmpfs,
     /// A directory (a file is created in it), a file or a block device.
     Path(PathBuf),
+    /// A Ceph RBD image, `rbd:POOL/IMAGE[...]` (feature `rbd`).
+    Rbd(String),
 }
 
 impl fmt::Display for Where {
@@ -53,15 +59,17 @@ impl fmt::Display for Where {
             Where::Ram(None) => f.write_str("ram:"),
             Where::Tmpfs => f.write_str("tmpfs:"),
             Where::Path(path) => write!(f, "{}", path.display()),
+            Where::Rbd(spec) => f.write_str(spec),
         }
     }
 }
 
-/// Parses `NAME=PATH`; PATH is `ram:[SIZE]`, `tmpfs:`, a directory, a file or a block device.
+/// Parses `NAME=PATH`; PATH is `ram:[SIZE]`, `tmpfs:`, `rbd:POOL/IMAGE`, a
+/// directory, a file or a block device.
 pub fn parse_tier(text: &str) -> std::result::Result<TierSpec, String> {
     let Some((name, place)) = text.split_once('=') else {
         return Err(format!(
-            "--tier {text:?}: expected NAME=PATH (e.g. nvme=/dev/nvme0n1p3, ram=ram:256M, tmpfs=tmpfs:, disk=/var/tmp)"
+            "--tier {text:?}: expected NAME=PATH (e.g. nvme=/dev/nvme0n1p3, ram=ram:256M, tmpfs=tmpfs:, disk=/var/tmp, ceph=rbd:rbd/vexfs)"
         ));
     };
     if name.is_empty()
@@ -87,6 +95,8 @@ pub fn parse_tier(text: &str) -> std::result::Result<TierSpec, String> {
         }
     } else if place == "tmpfs:" {
         Where::Tmpfs
+    } else if is_rbd_spec(place) {
+        Where::Rbd(place.to_string())
     } else {
         Where::Path(PathBuf::from(place))
     };
@@ -121,7 +131,9 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
 
 pub enum Backing {
     Ram(Arc<RamDevice>),
-    Uring(Arc<UringDevice>),
+    /// io_uring on a file or device, or librbd on an image: both lend the
+    /// engine benchmark its dedicated queues.
+    Queued(Arc<dyn QueueDevice>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +143,7 @@ pub enum Kind {
     CreatedFile,
     ExistingFile,
     BlockDevice,
+    RbdImage,
 }
 
 pub enum Opened {
@@ -144,7 +157,7 @@ pub enum Opened {
 pub struct Target {
     pub backing: Backing,
     pub kind: Kind,
-    /// File or device path (None for RAM).
+    /// File or device path, or the `rbd:` spec (None for RAM).
     pub path: Option<PathBuf>,
     /// Bytes the raw workloads cover, from offset 0.
     pub region_bytes: u64,
@@ -191,6 +204,7 @@ impl Target {
                 let dir = tmpfs.path.clone();
                 Self::in_directory(spec, config, &dir, Some(tmpfs))
             }
+            Where::Rbd(spec) => Self::rbd(config, spec),
             Where::Path(path) => {
                 let metadata = match std::fs::metadata(path) {
                     Ok(metadata) => metadata,
@@ -236,7 +250,7 @@ impl Target {
         let device = UringDevice::open(&path, UringOptions::default())
             .with_context(|| format!("opening {}", path.display()))?;
         Ok(Opened::Ready(Target {
-            backing: Backing::Uring(Arc::new(device)),
+            backing: Backing::Queued(Arc::new(device)),
             kind: Kind::CreatedFile,
             path: Some(path),
             region_bytes,
@@ -278,13 +292,47 @@ impl Target {
         .with_context(|| format!("opening {}", path.display()))?;
         let region_bytes = device.geometry().size_bytes.min(config.size_bytes);
         Ok(Opened::Ready(Target {
-            backing: Backing::Uring(Arc::new(device)),
+            backing: Backing::Queued(Arc::new(device)),
             kind: if block {
                 Kind::BlockDevice
             } else {
                 Kind::ExistingFile
             },
             path: Some(path.to_path_buf()),
+            region_bytes,
+            destructive: config.destructive,
+            created: None,
+            tmpfs: None,
+        }))
+    }
+
+    /// An RBD image the user named: refused when it holds data, unless
+    /// --destructive; written only with --destructive. Absent (skipped with
+    /// the reason) when this build has no librbd or the cluster cannot be
+    /// reached.
+    fn rbd(config: &Config, spec: &str) -> Result<Opened> {
+        let device = match RbdDevice::open(spec, !config.destructive) {
+            Ok(device) => device,
+            Err(error) => return Ok(Opened::Absent(error.to_string())),
+        };
+        let sniff_bytes = (SNIFF_BYTES as u64).min(device.geometry().size_bytes) as usize;
+        let mut head = vec![0u8; sniff_bytes];
+        device
+            .read_at(0, &mut head)
+            .with_context(|| format!("reading the start of {spec}"))?;
+        if let Some(what) = sniff(&head).filter(|_| !config.destructive) {
+            return Ok(Opened::Refused(format!(
+                "{spec}: it holds {what}; add --destructive to measure it anyway (its contents are lost)"
+            )));
+        }
+        if config.destructive {
+            crate::engine::prime_rbd_cache(&device)?;
+        }
+        let region_bytes = device.geometry().size_bytes.min(config.size_bytes);
+        Ok(Opened::Ready(Target {
+            backing: Backing::Queued(Arc::new(device)),
+            kind: Kind::RbdImage,
+            path: Some(PathBuf::from(spec)),
             region_bytes,
             destructive: config.destructive,
             created: None,
@@ -300,6 +348,7 @@ impl Target {
     pub fn write_refusal(&self) -> String {
         let what = match self.kind {
             Kind::BlockDevice => "a block device",
+            Kind::RbdImage => "an RBD image",
             _ => "an existing file",
         };
         format!("writes to {what} need --destructive")
@@ -308,7 +357,7 @@ impl Target {
     pub fn describe(&self) -> String {
         let mut text = match &self.backing {
             Backing::Ram(device) => device.describe(),
-            Backing::Uring(device) => device.describe(),
+            Backing::Queued(device) => device.describe(),
         };
         if self.kind == Kind::CreatedFile {
             text += &format!(
@@ -536,6 +585,9 @@ mod tests {
             parse_tier("t=tmpfs:").unwrap().place,
             Where::Tmpfs
         ));
+        assert!(
+            matches!(parse_tier("ceph=rbd:rbd/img").unwrap().place, Where::Rbd(ref s) if s == "rbd:rbd/img")
+        );
         let nvme = parse_tier("nvme=/dev/nvme0n1p3").unwrap();
         assert_eq!(nvme.name, "nvme");
         assert!(matches!(nvme.place, Where::Path(ref p) if p == Path::new("/dev/nvme0n1p3")));

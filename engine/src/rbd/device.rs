@@ -1,0 +1,272 @@
+//! [`RbdDevice`]: an RBD image as a [`BlockDevice`], with a pool of
+//! [`RbdQueue`]s that calling threads borrow for one call each.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::image::Image;
+use super::queue::RbdQueue;
+use super::{RBD_POOLED_QUEUES_MAX, RBD_POOLED_QUEUE_DEPTH};
+use crate::device::{BlockDevice, Geometry, IoOp};
+use crate::error::{Error, Result};
+use crate::queue::{BufferQueue, Completion, QueueConfig, QueueDevice};
+
+/// Logical block of every RBD device: librbd addresses bytes, and 512
+/// keeps the engine's rule (whole blocks) as loose as a disk's.
+pub const RBD_LOGICAL_BLOCK_BYTES: u32 = 512;
+/// Physical block: BlueStore's allocation unit; smaller writes cost a
+/// read-modify-write on the OSD.
+pub const RBD_PHYSICAL_BLOCK_BYTES: u32 = 4096;
+
+struct Pool {
+    idle: Vec<RbdQueue>,
+    open: usize,
+}
+
+pub struct RbdDevice {
+    geometry: Geometry,
+    pool: Mutex<Pool>,
+    queue_returned: Condvar,
+    // Dropped last: every queue holds the image too.
+    image: Arc<Image>,
+}
+
+fn pooled_config() -> QueueConfig {
+    QueueConfig {
+        depth: RBD_POOLED_QUEUE_DEPTH,
+        ..QueueConfig::default()
+    }
+}
+
+impl RbdDevice {
+    /// Connects to the cluster and opens the image `spec` names
+    /// (`rbd:POOL/IMAGE[@SNAP][:KEY=VALUE]...`, see [`super::RbdSpec`]);
+    /// what the spec leaves out comes from CEPH_CONF, CEPH_ID and
+    /// CEPH_KEYRING. A snapshot always opens read-only.
+    pub fn open(spec: &str, read_only: bool) -> Result<Self> {
+        let image = Arc::new(Image::open(spec, read_only)?);
+        let block = u64::from(RBD_LOGICAL_BLOCK_BYTES);
+        let geometry = Geometry {
+            size_bytes: image.size_bytes / block * block,
+            logical_block_bytes: RBD_LOGICAL_BLOCK_BYTES,
+            physical_block_bytes: RBD_PHYSICAL_BLOCK_BYTES,
+            // librbd copies to and from any address.
+            memory_align_bytes: 1,
+        };
+        if geometry.size_bytes == 0 {
+            return Err(Error::invalid(
+                "rbd",
+                format!("{spec}: the image is smaller than one {block}-byte block"),
+            ));
+        }
+        let first = RbdQueue::new(Arc::clone(&image), geometry, &pooled_config())?;
+        Ok(Self {
+            geometry,
+            pool: Mutex::new(Pool {
+                idle: vec![first],
+                open: 1,
+            }),
+            queue_returned: Condvar::new(),
+            image,
+        })
+    }
+
+    /// RADOS object size of the image (4 MiB unless it was created otherwise).
+    pub fn object_bytes(&self) -> u64 {
+        self.image.object_bytes
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.image.read_only
+    }
+
+    /// The spec as given.
+    pub fn spec(&self) -> &str {
+        &self.image.spec
+    }
+
+    /// Zeroes a range (`rbd_aio_write_zeroes`); reads return zeros after it.
+    pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
+        self.geometry.check_range(offset, len)?;
+        self.check_writable("write-zeroes", offset, len)?;
+        self.one_op(|queue| queue.write_zeroes(offset, len, 0))
+    }
+
+    fn check_writable(&self, op: &'static str, offset: u64, len: u64) -> Result<()> {
+        if self.image.read_only {
+            return Err(Error::Rbd {
+                op,
+                offset,
+                len,
+                errno: std::io::Error::from_raw_os_error(libc::EROFS),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs one op on a pooled queue and waits for it.
+    fn one_op(&self, push: impl FnOnce(&mut RbdQueue) -> Result<()>) -> Result<()> {
+        let mut pooled = self.checkout()?;
+        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        push(queue)?;
+        let mut outcome = Ok(());
+        queue.wait_all(|c: Completion| {
+            if let Err(e) = c.result {
+                outcome = Err(e);
+            }
+        });
+        outcome
+    }
+
+    fn checkout(&self) -> Result<PooledQueue<'_>> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(queue) = pool.idle.pop() {
+                return Ok(PooledQueue {
+                    device: self,
+                    queue: Some(queue),
+                });
+            }
+            if pool.open < RBD_POOLED_QUEUES_MAX {
+                pool.open += 1;
+                drop(pool);
+                return match RbdQueue::new(Arc::clone(&self.image), self.geometry, &pooled_config())
+                {
+                    Ok(queue) => Ok(PooledQueue {
+                        device: self,
+                        queue: Some(queue),
+                    }),
+                    Err(e) => {
+                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+                        self.queue_returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            pool = self
+                .queue_returned
+                .wait(pool)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A queue borrowed from the pool; goes back on drop.
+struct PooledQueue<'a> {
+    device: &'a RbdDevice,
+    queue: Option<RbdQueue>,
+}
+
+impl Drop for PooledQueue<'_> {
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            let mut pool = self.device.pool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.idle.push(queue);
+            drop(pool);
+            self.device.queue_returned.notify_one();
+        }
+    }
+}
+
+impl RbdDevice {
+    /// A queue for one thread to keep, with `config.buffer_count` buffers of
+    /// `config.buffer_bytes`; SQPOLL and IOPOLL are refused, the other
+    /// io_uring settings do not apply (every push goes to librbd at once).
+    pub fn queue(&self, config: &QueueConfig) -> Result<RbdQueue> {
+        RbdQueue::new(Arc::clone(&self.image), self.geometry, config)
+    }
+}
+
+impl QueueDevice for RbdDevice {
+    fn dedicated_queue(&self, config: &QueueConfig) -> Result<Box<dyn BufferQueue + '_>> {
+        Ok(Box::new(self.queue(config)?))
+    }
+}
+
+impl BlockDevice for RbdDevice {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn submit(&self, ops: &mut [IoOp<'_>]) -> Result<()> {
+        // Check the whole batch first: a bad op leaves the image untouched.
+        self.geometry.check_ops(ops)?;
+        for op in ops.iter() {
+            if matches!(op, IoOp::Write { .. }) {
+                self.check_writable("write", op.offset(), op.len() as u64)?;
+            }
+        }
+        let mut pooled = self.checkout()?;
+        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        let mut first_error = None;
+        let mut note = |c: Completion| {
+            if let Err(e) = c.result {
+                first_error.get_or_insert(e);
+            }
+        };
+        for op in ops.iter_mut() {
+            while !queue.has_free_slot() {
+                if let Err(e) = queue.submit_and_wait(1) {
+                    note(Completion {
+                        tag: 0,
+                        result: Err(e),
+                    });
+                    break;
+                }
+                queue.reap(&mut note);
+            }
+            // SAFETY: the caller's buffers are borrowed for this whole call
+            // and wait_all below returns only when every aio has finished.
+            let pushed = unsafe {
+                match op {
+                    IoOp::Read { offset, buf } => {
+                        queue.read_raw(buf.as_mut_ptr(), buf.len(), *offset, 0)
+                    }
+                    IoOp::Write { offset, buf, fua } => {
+                        queue.write_raw(buf.as_ptr(), buf.len(), *offset, *fua, 0)
+                    }
+                }
+            };
+            if let Err(e) = pushed {
+                note(Completion {
+                    tag: 0,
+                    result: Err(e),
+                });
+                break;
+            }
+        }
+        queue.wait_all(&mut note);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        if self.image.read_only {
+            return Ok(());
+        }
+        self.one_op(|queue| queue.flush(0))
+    }
+
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        self.geometry.check_range(offset, len)?;
+        self.check_writable("discard", offset, len)?;
+        self.one_op(|queue| queue.discard(offset, len, 0))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "librbd aio image {} ({} bytes, {} KiB objects, logical block {} B, physical {} B{})",
+            self.image.path,
+            self.geometry.size_bytes,
+            self.image.object_bytes >> 10,
+            self.geometry.logical_block_bytes,
+            self.geometry.physical_block_bytes,
+            if self.image.read_only {
+                ", read-only"
+            } else {
+                ""
+            }
+        )
+    }
+}
