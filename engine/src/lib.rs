@@ -37,6 +37,7 @@ pub mod crash;
 pub mod device;
 pub mod error;
 pub mod pattern;
+mod pool;
 pub mod probe;
 pub mod queue;
 pub mod ram;

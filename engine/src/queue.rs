@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{squeue, IoUring};
 
-use crate::buffer::AlignedBuf;
+use crate::buffer::{BufferPool, NO_BUFFER};
 use crate::device::Geometry;
 use crate::error::{Error, Result};
 use crate::sqe::{self, BackingFd};
@@ -86,8 +86,6 @@ impl SlotOp {
     }
 }
 
-const NO_BUFFER: u16 = u16::MAX;
-
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     op: SlotOp,
@@ -115,8 +113,7 @@ pub struct Queue {
     unsubmitted: u32,
     slots: Vec<Option<Slot>>,
     free_slots: Vec<u32>,
-    buffer_in_flight: Vec<bool>,
-    buffers: Vec<AlignedBuf>,
+    buffers: BufferPool,
 }
 
 impl Queue {
@@ -128,28 +125,12 @@ impl Queue {
                 format!("{} is not in 1..={QUEUE_DEPTH_MAX}", config.depth),
             ));
         }
-        if config.buffer_count > QUEUE_BUFFERS_MAX {
-            return Err(Error::invalid(
-                "buffer_count",
-                format!(
-                    "{} is over the maximum of {QUEUE_BUFFERS_MAX}",
-                    config.buffer_count
-                ),
-            ));
-        }
-        if config.buffer_count > 0
-            && (config.buffer_bytes == 0
-                || config.buffer_bytes > SLOT_BYTES_MAX
-                || config.buffer_bytes % geometry.logical_block_bytes as usize != 0)
-        {
-            return Err(Error::invalid(
-                "buffer_bytes",
-                format!(
-                    "{} must be a multiple of the logical block size {} up to {SLOT_BYTES_MAX}",
-                    config.buffer_bytes, geometry.logical_block_bytes
-                ),
-            ));
-        }
+        let buffers = BufferPool::new(
+            config.buffer_count,
+            config.buffer_bytes,
+            geometry.logical_block_bytes,
+            SLOT_BYTES_MAX,
+        )?;
 
         let mut builder = IoUring::builder();
         match config.sqpoll_idle_ms {
@@ -179,9 +160,6 @@ impl Queue {
         // is an optimisation only: without it the plain descriptor is used.
         let file_registered = ring.submitter().register_files(&[fd]).is_ok();
 
-        let buffers: Vec<AlignedBuf> = (0..config.buffer_count)
-            .map(|_| AlignedBuf::zeroed(config.buffer_bytes))
-            .collect();
         let iovecs: Vec<libc::iovec> = buffers
             .iter()
             .map(|b| libc::iovec {
@@ -208,7 +186,6 @@ impl Queue {
             unsubmitted: 0,
             slots: vec![None; depth],
             free_slots: (0..config.depth).rev().collect(),
-            buffer_in_flight: vec![false; buffers.len()],
             buffers,
         })
     }
@@ -244,18 +221,12 @@ impl Queue {
 
     /// The buffer, unless an I/O on it is in flight.
     pub fn buffer(&self, index: usize) -> Option<&[u8]> {
-        match self.buffer_in_flight.get(index) {
-            Some(false) => Some(&self.buffers[index]),
-            _ => None,
-        }
+        self.buffers.get(index)
     }
 
     /// The buffer, unless an I/O on it is in flight.
     pub fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
-        match self.buffer_in_flight.get(index) {
-            Some(false) => Some(&mut self.buffers[index]),
-            _ => None,
-        }
+        self.buffers.get_mut(index)
     }
 
     /// Reads `len` bytes at `offset` into registered buffer `index`.
@@ -266,7 +237,7 @@ impl Queue {
         len: usize,
         tag: u64,
     ) -> Result<()> {
-        let addr = self.claim_buffer(index, len)?;
+        let addr = self.buffers.check_free(index, len)?;
         self.push(SlotOp::Read, tag, offset, addr, len, index as u16, false)
     }
 
@@ -279,7 +250,7 @@ impl Queue {
         fua: bool,
         tag: u64,
     ) -> Result<()> {
-        let addr = self.claim_buffer(index, len)?;
+        let addr = self.buffers.check_free(index, len)?;
         self.push(SlotOp::Write, tag, offset, addr, len, index as u16, fua)
     }
 
@@ -335,37 +306,6 @@ impl Queue {
         )
     }
 
-    fn claim_buffer(&mut self, index: usize, len: usize) -> Result<usize> {
-        match self.buffer_in_flight.get(index) {
-            None => {
-                return Err(Error::invalid(
-                    "buffer",
-                    format!(
-                        "index {index} is past the {} buffers of this queue",
-                        self.buffers.len()
-                    ),
-                ))
-            }
-            Some(true) => {
-                return Err(Error::invalid(
-                    "buffer",
-                    format!("buffer {index} already has an I/O in flight"),
-                ))
-            }
-            Some(false) => {}
-        }
-        if len > self.buffers[index].len() {
-            return Err(Error::invalid(
-                "length",
-                format!(
-                    "{len} is larger than buffer {index} ({} bytes)",
-                    self.buffers[index].len()
-                ),
-            ));
-        }
-        Ok(self.buffers[index].as_ptr() as usize)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -401,9 +341,7 @@ impl Queue {
                 format!("all {} slots are in flight", self.slots.len()),
             ));
         };
-        if buffer != NO_BUFFER {
-            self.buffer_in_flight[buffer as usize] = true;
-        }
+        self.buffers.lend(buffer);
         self.slots[slot_index as usize] = Some(Slot {
             op,
             tag,
@@ -553,9 +491,7 @@ impl Queue {
         let slot = self.slots[slot_index as usize]
             .take()
             .expect("slot checked above");
-        if slot.buffer != NO_BUFFER {
-            self.buffer_in_flight[slot.buffer as usize] = false;
-        }
+        self.buffers.release(slot.buffer);
         self.free_slots.push(slot_index);
         Some(Completion {
             tag: slot.tag,
@@ -627,51 +563,69 @@ pub trait QueueDevice: crate::BlockDevice {
     fn dedicated_queue(&self, config: &QueueConfig) -> Result<Box<dyn BufferQueue + '_>>;
 }
 
-impl BufferQueue for Queue {
-    fn depth(&self) -> usize {
-        Queue::depth(self)
-    }
-    fn in_flight(&self) -> usize {
-        Queue::in_flight(self)
-    }
-    fn buffer_count(&self) -> usize {
-        Queue::buffer_count(self)
-    }
-    fn buffer(&self, index: usize) -> Option<&[u8]> {
-        Queue::buffer(self, index)
-    }
-    fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
-        Queue::buffer_mut(self, index)
-    }
-    fn read_to_buffer(&mut self, index: usize, offset: u64, len: usize, tag: u64) -> Result<()> {
-        Queue::read_to_buffer(self, index, offset, len, tag)
-    }
-    fn write_from_buffer(
-        &mut self,
-        index: usize,
-        offset: u64,
-        len: usize,
-        fua: bool,
-        tag: u64,
-    ) -> Result<()> {
-        Queue::write_from_buffer(self, index, offset, len, fua, tag)
-    }
-    fn flush(&mut self, tag: u64) -> Result<()> {
-        Queue::flush(self, tag)
-    }
-    fn submit_and_wait(&mut self, want: usize) -> Result<()> {
-        Queue::submit_and_wait(self, want)
-    }
-    fn reap(&mut self, on_done: &mut dyn FnMut(Completion)) -> usize {
-        Queue::reap(self, on_done)
-    }
-    fn buffers_registered(&self) -> bool {
-        Queue::buffers_registered(self)
-    }
-    fn file_registered(&self) -> bool {
-        Queue::file_registered(self)
-    }
+/// Implements [`BufferQueue`] for a queue type by forwarding to its
+/// inherent methods of the same names, which stay callable without the
+/// trait in scope; the optional trailing names are the io_uring-only
+/// `fn(&self) -> bool` queries to forward instead of taking the defaults.
+macro_rules! forward_buffer_queue {
+    ($queue:ty $(, $query:ident)*) => {
+        impl $crate::queue::BufferQueue for $queue {
+            fn depth(&self) -> usize {
+                <$queue>::depth(self)
+            }
+            fn in_flight(&self) -> usize {
+                <$queue>::in_flight(self)
+            }
+            fn buffer_count(&self) -> usize {
+                <$queue>::buffer_count(self)
+            }
+            fn buffer(&self, index: usize) -> Option<&[u8]> {
+                <$queue>::buffer(self, index)
+            }
+            fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
+                <$queue>::buffer_mut(self, index)
+            }
+            fn read_to_buffer(
+                &mut self,
+                index: usize,
+                offset: u64,
+                len: usize,
+                tag: u64,
+            ) -> $crate::error::Result<()> {
+                <$queue>::read_to_buffer(self, index, offset, len, tag)
+            }
+            fn write_from_buffer(
+                &mut self,
+                index: usize,
+                offset: u64,
+                len: usize,
+                fua: bool,
+                tag: u64,
+            ) -> $crate::error::Result<()> {
+                <$queue>::write_from_buffer(self, index, offset, len, fua, tag)
+            }
+            fn flush(&mut self, tag: u64) -> $crate::error::Result<()> {
+                <$queue>::flush(self, tag)
+            }
+            fn submit_and_wait(&mut self, want: usize) -> $crate::error::Result<()> {
+                <$queue>::submit_and_wait(self, want)
+            }
+            fn reap(&mut self, on_done: &mut dyn FnMut($crate::queue::Completion)) -> usize {
+                <$queue>::reap(self, on_done)
+            }
+            $(
+                fn $query(&self) -> bool {
+                    <$queue>::$query(self)
+                }
+            )*
+        }
+    };
 }
+// Without the `rbd` feature only `Queue` below uses it.
+#[cfg_attr(not(feature = "rbd"), allow(unused_imports))]
+pub(crate) use forward_buffer_queue;
+
+forward_buffer_queue!(Queue, buffers_registered, file_registered);
 
 fn io_error(slot: &Slot, result: i32) -> Error {
     Error::Io {

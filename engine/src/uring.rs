@@ -10,10 +10,10 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
 
 use crate::device::{BlockDevice, Geometry, IoOp};
 use crate::error::{Error, Result};
+use crate::pool::{PooledQueue, QueuePool};
 use crate::probe::{self, BackingKind};
 use crate::queue::{BufferQueue, Completion, Queue, QueueConfig, QueueDevice};
 
@@ -50,18 +50,12 @@ impl Default for UringOptions {
     }
 }
 
-struct Pool {
-    idle: Vec<Queue>,
-    open: usize,
-}
-
 pub struct UringDevice {
     path: PathBuf,
     kind: BackingKind,
     geometry: Geometry,
     options: UringOptions,
-    pool: Mutex<Pool>,
-    queue_returned: Condvar,
+    queues: QueuePool<Queue>,
     // Dropped last: every queue (pooled ones above, dedicated ones by
     // borrowing `self`) refers to this descriptor.
     file: File,
@@ -99,12 +93,8 @@ impl UringDevice {
             path: path.to_path_buf(),
             kind,
             geometry,
+            queues: QueuePool::new(first, options.queues_max),
             options,
-            pool: Mutex::new(Pool {
-                idle: vec![first],
-                open: 1,
-            }),
-            queue_returned: Condvar::new(),
             file,
         })
     }
@@ -141,40 +131,14 @@ impl UringDevice {
         Queue::new(self.file.as_raw_fd(), self.geometry, config)
     }
 
-    fn checkout(&self) -> Result<PooledQueue<'_>> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(queue) = pool.idle.pop() {
-                return Ok(PooledQueue {
-                    device: self,
-                    queue: Some(queue),
-                });
-            }
-            if pool.open < self.options.queues_max {
-                pool.open += 1;
-                drop(pool);
-                let created = Queue::new(
-                    self.file.as_raw_fd(),
-                    self.geometry,
-                    &pooled_config(&self.options),
-                );
-                return match created {
-                    Ok(queue) => Ok(PooledQueue {
-                        device: self,
-                        queue: Some(queue),
-                    }),
-                    Err(e) => {
-                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
-                        self.queue_returned.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            pool = self
-                .queue_returned
-                .wait(pool)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+    fn checkout(&self) -> Result<PooledQueue<'_, Queue>> {
+        self.queues.checkout(|| {
+            Queue::new(
+                self.file.as_raw_fd(),
+                self.geometry,
+                &pooled_config(&self.options),
+            )
+        })
     }
 }
 
@@ -189,23 +153,6 @@ fn pooled_config(options: &UringOptions) -> QueueConfig {
         buffer_bytes: IO_CHUNK_BYTES,
         // A batch is queued whole and goes to the kernel in one io_uring_enter.
         submit_batch: 0,
-    }
-}
-
-/// A queue borrowed from the pool; goes back on drop.
-struct PooledQueue<'a> {
-    device: &'a UringDevice,
-    queue: Option<Queue>,
-}
-
-impl Drop for PooledQueue<'_> {
-    fn drop(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            let mut pool = self.device.pool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.idle.push(queue);
-            drop(pool);
-            self.device.queue_returned.notify_one();
-        }
     }
 }
 
@@ -358,13 +305,13 @@ impl BlockDevice for UringDevice {
             }
         }
         let mut pooled = self.checkout()?;
-        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        let queue = &mut *pooled;
         run_batch(queue, ops)
     }
 
     fn flush(&self) -> Result<()> {
         let mut pooled = self.checkout()?;
-        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        let queue = &mut *pooled;
         if self.options.iopoll {
             // An IOPOLL ring accepts only pollable reads and writes.
             return self.file.sync_data().map_err(|source| Error::Io {

@@ -1,13 +1,14 @@
 //! [`RbdDevice`]: an RBD image as a [`BlockDevice`], with a pool of
 //! [`RbdQueue`]s that calling threads borrow for one call each.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use super::image::Image;
 use super::queue::RbdQueue;
 use super::{RBD_POOLED_QUEUES_MAX, RBD_POOLED_QUEUE_DEPTH};
 use crate::device::{BlockDevice, Geometry, IoOp};
 use crate::error::{Error, Result};
+use crate::pool::{PooledQueue, QueuePool};
 use crate::queue::{BufferQueue, Completion, QueueConfig, QueueDevice};
 
 /// Logical block of every RBD device: librbd addresses bytes, and 512
@@ -17,15 +18,9 @@ pub const RBD_LOGICAL_BLOCK_BYTES: u32 = 512;
 /// read-modify-write on the OSD.
 pub const RBD_PHYSICAL_BLOCK_BYTES: u32 = 4096;
 
-struct Pool {
-    idle: Vec<RbdQueue>,
-    open: usize,
-}
-
 pub struct RbdDevice {
     geometry: Geometry,
-    pool: Mutex<Pool>,
-    queue_returned: Condvar,
+    queues: QueuePool<RbdQueue>,
     // Dropped last: every queue holds the image too.
     image: Arc<Image>,
 }
@@ -61,11 +56,7 @@ impl RbdDevice {
         let first = RbdQueue::new(Arc::clone(&image), geometry, &pooled_config())?;
         Ok(Self {
             geometry,
-            pool: Mutex::new(Pool {
-                idle: vec![first],
-                open: 1,
-            }),
-            queue_returned: Condvar::new(),
+            queues: QueuePool::new(first, RBD_POOLED_QUEUES_MAX),
             image,
         })
     }
@@ -106,7 +97,7 @@ impl RbdDevice {
     /// Runs one op on a pooled queue and waits for it.
     fn one_op(&self, push: impl FnOnce(&mut RbdQueue) -> Result<()>) -> Result<()> {
         let mut pooled = self.checkout()?;
-        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        let queue = &mut *pooled;
         push(queue)?;
         let mut outcome = Ok(());
         queue.wait_all(|c: Completion| {
@@ -117,53 +108,9 @@ impl RbdDevice {
         outcome
     }
 
-    fn checkout(&self) -> Result<PooledQueue<'_>> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(queue) = pool.idle.pop() {
-                return Ok(PooledQueue {
-                    device: self,
-                    queue: Some(queue),
-                });
-            }
-            if pool.open < RBD_POOLED_QUEUES_MAX {
-                pool.open += 1;
-                drop(pool);
-                return match RbdQueue::new(Arc::clone(&self.image), self.geometry, &pooled_config())
-                {
-                    Ok(queue) => Ok(PooledQueue {
-                        device: self,
-                        queue: Some(queue),
-                    }),
-                    Err(e) => {
-                        self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
-                        self.queue_returned.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            pool = self
-                .queue_returned
-                .wait(pool)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-/// A queue borrowed from the pool; goes back on drop.
-struct PooledQueue<'a> {
-    device: &'a RbdDevice,
-    queue: Option<RbdQueue>,
-}
-
-impl Drop for PooledQueue<'_> {
-    fn drop(&mut self) {
-        if let Some(queue) = self.queue.take() {
-            let mut pool = self.device.pool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.idle.push(queue);
-            drop(pool);
-            self.device.queue_returned.notify_one();
-        }
+    fn checkout(&self) -> Result<PooledQueue<'_, RbdQueue>> {
+        self.queues
+            .checkout(|| RbdQueue::new(Arc::clone(&self.image), self.geometry, &pooled_config()))
     }
 }
 
@@ -196,7 +143,7 @@ impl BlockDevice for RbdDevice {
             }
         }
         let mut pooled = self.checkout()?;
-        let queue = pooled.queue.as_mut().expect("checked-out queue");
+        let queue = &mut *pooled;
         let mut first_error = None;
         let mut note = |c: Completion| {
             if let Err(e) = c.result {

@@ -11,10 +11,10 @@ use super::ffi;
 use super::image::Image;
 use super::signal::{on_complete, Signal, Wake};
 use super::{RBD_IO_BYTES_MAX, RBD_QUEUE_DEPTH_MAX};
-use crate::buffer::AlignedBuf;
+use crate::buffer::{BufferPool, NO_BUFFER};
 use crate::device::Geometry;
 use crate::error::{Error, Result};
-use crate::queue::{BufferQueue, Completion, QueueConfig, QUEUE_BUFFERS_MAX};
+use crate::queue::{forward_buffer_queue, Completion, QueueConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SlotOp {
@@ -43,8 +43,6 @@ impl SlotOp {
     }
 }
 
-const NO_BUFFER: u16 = u16::MAX;
-
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     op: SlotOp,
@@ -67,8 +65,7 @@ pub struct RbdQueue {
     free_slots: Vec<u32>,
     /// Reaped slot numbers; swapped with `signal.done` so neither allocates.
     ready: Vec<u32>,
-    buffer_in_flight: Vec<bool>,
-    buffers: Vec<AlignedBuf>,
+    buffers: BufferPool,
 }
 
 // SAFETY: the raw pointers (Wake::signal, Slot::completion) point into
@@ -99,28 +96,12 @@ impl RbdQueue {
                 "SQPOLL and IOPOLL are io_uring modes; an RBD queue has no ring",
             ));
         }
-        if config.buffer_count > QUEUE_BUFFERS_MAX {
-            return Err(Error::invalid(
-                "buffer_count",
-                format!(
-                    "{} is over the maximum of {QUEUE_BUFFERS_MAX}",
-                    config.buffer_count
-                ),
-            ));
-        }
-        if config.buffer_count > 0
-            && (config.buffer_bytes == 0
-                || config.buffer_bytes > RBD_IO_BYTES_MAX
-                || config.buffer_bytes % geometry.logical_block_bytes as usize != 0)
-        {
-            return Err(Error::invalid(
-                "buffer_bytes",
-                format!(
-                    "{} must be a multiple of the logical block size {} up to {RBD_IO_BYTES_MAX}",
-                    config.buffer_bytes, geometry.logical_block_bytes
-                ),
-            ));
-        }
+        let buffers = BufferPool::new(
+            config.buffer_count,
+            config.buffer_bytes,
+            geometry.logical_block_bytes,
+            RBD_IO_BYTES_MAX,
+        )?;
         let (signal, wakes) = Signal::new(config.depth).map_err(|errno| Error::Rbd {
             op: "eventfd",
             offset: 0,
@@ -128,9 +109,6 @@ impl RbdQueue {
             errno,
         })?;
         let depth = config.depth as usize;
-        let buffers: Vec<AlignedBuf> = (0..config.buffer_count)
-            .map(|_| AlignedBuf::zeroed(config.buffer_bytes))
-            .collect();
         Ok(Self {
             image,
             geometry,
@@ -139,7 +117,6 @@ impl RbdQueue {
             slots: vec![None; depth],
             free_slots: (0..config.depth).rev().collect(),
             ready: Vec::with_capacity(depth),
-            buffer_in_flight: vec![false; buffers.len()],
             buffers,
         })
     }
@@ -173,18 +150,12 @@ impl RbdQueue {
 
     /// The buffer, unless an I/O on it is in flight.
     pub fn buffer(&self, index: usize) -> Option<&[u8]> {
-        match self.buffer_in_flight.get(index) {
-            Some(false) => Some(&self.buffers[index]),
-            _ => None,
-        }
+        self.buffers.get(index)
     }
 
     /// The buffer, unless an I/O on it is in flight.
     pub fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
-        match self.buffer_in_flight.get(index) {
-            Some(false) => Some(&mut self.buffers[index]),
-            _ => None,
-        }
+        self.buffers.get_mut(index)
     }
 
     /// Reads `len` bytes at `offset` into buffer `index`.
@@ -195,7 +166,7 @@ impl RbdQueue {
         len: usize,
         tag: u64,
     ) -> Result<()> {
-        let addr = self.claim_buffer(index, len)?;
+        let addr = self.buffers.check_free(index, len)?;
         self.push(SlotOp::Read, tag, offset, len as u64, addr, index as u16)
     }
 
@@ -208,7 +179,7 @@ impl RbdQueue {
         fua: bool,
         tag: u64,
     ) -> Result<()> {
-        let addr = self.claim_buffer(index, len)?;
+        let addr = self.buffers.check_free(index, len)?;
         let op = if fua { SlotOp::WriteFua } else { SlotOp::Write };
         self.push(op, tag, offset, len as u64, addr, index as u16)
     }
@@ -268,30 +239,6 @@ impl RbdQueue {
         self.push(op, tag, offset, len as u64, ptr as usize, NO_BUFFER)
     }
 
-    fn claim_buffer(&self, index: usize, len: usize) -> Result<usize> {
-        match self.buffer_in_flight.get(index) {
-            None => Err(Error::invalid(
-                "buffer",
-                format!(
-                    "index {index} is past the {} buffers of this queue",
-                    self.buffers.len()
-                ),
-            )),
-            Some(true) => Err(Error::invalid(
-                "buffer",
-                format!("buffer {index} already has an I/O in flight"),
-            )),
-            Some(false) if len > self.buffers[index].len() => Err(Error::invalid(
-                "length",
-                format!(
-                    "{len} is larger than buffer {index} ({} bytes)",
-                    self.buffers[index].len()
-                ),
-            )),
-            Some(false) => Ok(self.buffers[index].as_ptr() as usize),
-        }
-    }
-
     fn push(
         &mut self,
         op: SlotOp,
@@ -329,9 +276,7 @@ impl RbdQueue {
         };
         match self.start(slot_index, slot) {
             Ok(()) => {
-                if buffer != NO_BUFFER {
-                    self.buffer_in_flight[buffer as usize] = true;
-                }
+                self.buffers.lend(buffer);
                 Ok(())
             }
             Err(e) => {
@@ -460,9 +405,7 @@ impl RbdQueue {
         } else {
             Ok(())
         };
-        if slot.buffer != NO_BUFFER {
-            self.buffer_in_flight[slot.buffer as usize] = false;
-        }
+        self.buffers.release(slot.buffer);
         self.free_slots.push(slot_index);
         Some(Completion {
             tag: slot.tag,
@@ -494,42 +437,4 @@ impl Drop for RbdQueue {
     }
 }
 
-impl BufferQueue for RbdQueue {
-    fn depth(&self) -> usize {
-        RbdQueue::depth(self)
-    }
-    fn in_flight(&self) -> usize {
-        RbdQueue::in_flight(self)
-    }
-    fn buffer_count(&self) -> usize {
-        RbdQueue::buffer_count(self)
-    }
-    fn buffer(&self, index: usize) -> Option<&[u8]> {
-        RbdQueue::buffer(self, index)
-    }
-    fn buffer_mut(&mut self, index: usize) -> Option<&mut [u8]> {
-        RbdQueue::buffer_mut(self, index)
-    }
-    fn read_to_buffer(&mut self, index: usize, offset: u64, len: usize, tag: u64) -> Result<()> {
-        RbdQueue::read_to_buffer(self, index, offset, len, tag)
-    }
-    fn write_from_buffer(
-        &mut self,
-        index: usize,
-        offset: u64,
-        len: usize,
-        fua: bool,
-        tag: u64,
-    ) -> Result<()> {
-        RbdQueue::write_from_buffer(self, index, offset, len, fua, tag)
-    }
-    fn flush(&mut self, tag: u64) -> Result<()> {
-        RbdQueue::flush(self, tag)
-    }
-    fn submit_and_wait(&mut self, want: usize) -> Result<()> {
-        RbdQueue::submit_and_wait(self, want)
-    }
-    fn reap(&mut self, on_done: &mut dyn FnMut(Completion)) -> usize {
-        RbdQueue::reap(self, on_done)
-    }
-}
+forward_buffer_queue!(RbdQueue);
