@@ -4,7 +4,8 @@
 //! field, the per-request byte limit), then the caller's memory is read,
 //! then [`Fs`] does the work; nothing is stored unless all of it succeeds.
 
-use std::io::IoSliceMut;
+mod caller;
+mod search;
 
 use vexfs_uapi::*;
 
@@ -12,128 +13,7 @@ use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::interrupt::Interrupt;
 use crate::vectors::filter::{self, Filter};
-use crate::vectors::Among;
-
-/// The process a request came from. Its buffers are reached with
-/// `process_vm_readv`/`process_vm_writev` on the pid the kernel put in the
-/// FUSE request, so the daemon touches no other process's memory.
-pub struct Caller {
-    pub pid: u32,
-}
-
-fn efault(what: &str, addr: u64, len: usize, detail: impl std::fmt::Display) -> Error {
-    Error::refused(
-        libc::EFAULT,
-        format!("{what}: cannot access {len} bytes at {addr:#x} in the caller: {detail}"),
-    )
-}
-
-impl Caller {
-    /// Fills `buf` from the caller's `addr`; EFAULT names `what` when any byte is unreachable.
-    fn read_into(&self, what: &str, addr: u64, buf: &mut [u8]) -> Result<()> {
-        if self.pid == 0 {
-            return Err(efault(
-                what,
-                addr,
-                buf.len(),
-                "request has no calling process",
-            ));
-        }
-        let mut done = 0;
-        while done < buf.len() {
-            let remote = libc::iovec {
-                iov_base: (addr as usize).wrapping_add(done) as *mut libc::c_void,
-                iov_len: buf.len() - done,
-            };
-            let mut local = [IoSliceMut::new(&mut buf[done..])];
-            // SAFETY: the local iovec covers memory we own (IoSliceMut has the
-            // iovec layout); the remote one is only dereferenced by the kernel,
-            // which checks it against the caller's address space.
-            let n = unsafe {
-                libc::process_vm_readv(
-                    self.pid as libc::pid_t,
-                    local.as_mut_ptr() as *const libc::iovec,
-                    1,
-                    &remote,
-                    1,
-                    0,
-                )
-            };
-            match n {
-                n if n > 0 => done += n as usize,
-                0 => return Err(efault(what, addr, buf.len(), "short read")),
-                _ => {
-                    return Err(efault(
-                        what,
-                        addr,
-                        buf.len(),
-                        std::io::Error::last_os_error(),
-                    ))
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write_from(&self, what: &str, addr: u64, data: &[u8]) -> Result<()> {
-        if self.pid == 0 {
-            return Err(efault(
-                what,
-                addr,
-                data.len(),
-                "request has no calling process",
-            ));
-        }
-        let mut done = 0;
-        while done < data.len() {
-            let local = libc::iovec {
-                iov_base: data[done..].as_ptr() as *mut libc::c_void,
-                iov_len: data.len() - done,
-            };
-            let remote = libc::iovec {
-                iov_base: (addr as usize).wrapping_add(done) as *mut libc::c_void,
-                iov_len: data.len() - done,
-            };
-            // SAFETY: the local iovec covers `data` (only read by the kernel);
-            // the remote one is checked by the kernel against the caller.
-            let n = unsafe {
-                libc::process_vm_writev(self.pid as libc::pid_t, &local, 1, &remote, 1, 0)
-            };
-            match n {
-                n if n > 0 => done += n as usize,
-                0 => return Err(efault(what, addr, data.len(), "short write")),
-                _ => {
-                    return Err(efault(
-                        what,
-                        addr,
-                        data.len(),
-                        std::io::Error::last_os_error(),
-                    ))
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn read_f32s(&self, what: &str, addr: u64, count: usize) -> Result<Vec<f32>> {
-        let mut values = vec![0f32; count];
-        // SAFETY: any 4 bytes are a valid f32; the byte view covers exactly the Vec's elements.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr() as *mut u8, count * 4) };
-        self.read_into(what, addr, bytes)?;
-        // x86-64 is little-endian, as the ABI is; the bytes are the values.
-        Ok(values)
-    }
-
-    fn read_u64s(&self, what: &str, addr: u64, count: usize) -> Result<Vec<u64>> {
-        let mut values = vec![0u64; count];
-        // SAFETY: any 8 bytes are a valid u64; the byte view covers exactly the Vec's elements.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr() as *mut u8, count * 8) };
-        self.read_into(what, addr, bytes)?;
-        Ok(values)
-    }
-}
+pub use caller::Caller;
 
 /// Whether a descriptor's open flags allow reading / writing.
 fn check_access(open_flags: i32, write: bool) -> Result<()> {
@@ -169,15 +49,46 @@ fn fixed<const N: usize>(in_data: &[u8]) -> Result<[u8; N]> {
     })
 }
 
+/// The largest request struct of the ABI: what a reply may copy back.
+pub const REPLY_BYTES_MAX: usize = 64;
+
+/// A request struct to copy back to the caller, without a heap allocation.
+pub struct ReplyBytes {
+    bytes: [u8; REPLY_BYTES_MAX],
+    len: usize,
+}
+
+impl ReplyBytes {
+    /// Nothing to copy back (an `_IOW` request).
+    pub fn none() -> ReplyBytes {
+        ReplyBytes {
+            bytes: [0; REPLY_BYTES_MAX],
+            len: 0,
+        }
+    }
+
+    pub fn of<const N: usize>(bytes: [u8; N]) -> ReplyBytes {
+        const { assert!(N <= REPLY_BYTES_MAX) };
+        let mut reply = ReplyBytes::none();
+        reply.bytes[..N].copy_from_slice(&bytes);
+        reply.len = N;
+        reply
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// What a request produced: the bytes to copy back to the caller's struct,
 /// and whether the file's contents changed (the kernel's cache of it must go).
 pub struct Outcome {
-    pub reply: Vec<u8>,
+    pub reply: ReplyBytes,
     pub changed: bool,
 }
 
 impl Outcome {
-    fn unchanged(reply: Vec<u8>) -> Outcome {
+    fn unchanged(reply: ReplyBytes) -> Outcome {
         Outcome {
             reply,
             changed: false,
@@ -212,12 +123,16 @@ pub fn handle(
             ))
         }
     };
-    let record = fs.getattr(ino)?;
-    if record.is_dir() || !record.is_reg() {
-        return Err(Error::refused(
-            libc::ENOTTY,
-            "vector requests apply to regular files only",
-        ));
+    // A vector file in memory is a regular file (an open inode does not
+    // change kind): knowing it takes no metadata lock.
+    if !fs.is_loaded_vector_file(ino) {
+        let record = fs.getattr(ino)?;
+        if record.is_dir() || !record.is_reg() {
+            return Err(Error::refused(
+                libc::ENOTTY,
+                "vector requests apply to regular files only",
+            ));
+        }
     }
     check_access(open_flags, writes)?;
     let interrupt = Interrupt::for_caller(caller.pid);
@@ -227,12 +142,12 @@ pub fn handle(
             let info = VexfsVectorFileInfo::from_bytes(&fixed(in_data)?);
             fs.set_vector_meta(ino, &info)?;
             Outcome {
-                reply: Vec::new(),
+                reply: ReplyBytes::none(),
                 changed: true,
             }
         }
         VEXFS_IOC_GET_VECTOR_META => {
-            Outcome::unchanged(fs.get_vector_meta(ino)?.to_bytes().to_vec())
+            Outcome::unchanged(ReplyBytes::of(fs.get_vector_meta(ino)?.to_bytes()))
         }
         VEXFS_IOC_BATCH_INSERT => {
             let request = VexfsBatchInsertRequest::from_bytes(&fixed(in_data)?);
@@ -269,36 +184,11 @@ pub fn handle(
                 request.flags,
             )?;
             Outcome {
-                reply: Vec::new(),
+                reply: ReplyBytes::none(),
                 changed: true,
             }
         }
-        VEXFS_IOC_VECTOR_SEARCH => {
-            let mut request = VexfsVectorSearchRequest::from_bytes(&fixed(in_data)?);
-            limits::check_search(&request).map_err(refusal)?;
-            fs.get_vector_meta(ino)?;
-            let _memory = fs.request_memory.take(
-                u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2,
-                &interrupt,
-            )?;
-            let query = caller.read_f32s(
-                "query_vector",
-                request.query_vector_addr,
-                request.dimensions as usize,
-            )?;
-            let hits =
-                fs.search_vectors_for(ino, &query, request.k, request.search_type, &interrupt)?;
-            let mut values = Vec::with_capacity(hits.len() * 4);
-            let mut ids = Vec::with_capacity(hits.len() * 8);
-            for (id, value) in &hits {
-                values.extend_from_slice(&value.to_le_bytes());
-                ids.extend_from_slice(&id.to_le_bytes());
-            }
-            caller.write_from("results", request.results_addr, &values)?;
-            caller.write_from("result_ids", request.result_ids_addr, &ids)?;
-            request.result_count = hits.len() as u32;
-            Outcome::unchanged(request.to_bytes().to_vec())
-        }
+        VEXFS_IOC_VECTOR_SEARCH => search::vector_search(fs, caller, ino, &interrupt, in_data)?,
         VEXFS_IOC_DELETE_VECTORS => {
             let mut request = VexfsDeleteRequest::from_bytes(&fixed(in_data)?);
             limits::check_delete(&request).map_err(refusal)?;
@@ -310,7 +200,7 @@ pub fn handle(
             interrupt.check()?;
             request.deleted_count = fs.delete_vectors(ino, &ids)?;
             Outcome {
-                reply: request.to_bytes().to_vec(),
+                reply: ReplyBytes::of(request.to_bytes()),
                 changed: request.deleted_count > 0,
             }
         }
@@ -331,17 +221,17 @@ pub fn handle(
                 unsafe { std::slice::from_raw_parts(rows.as_ptr() as *const u8, rows.len() * 4) };
             caller.write_from("vectors", request.vectors_addr, bytes)?;
             request.found_count = request.id_count;
-            Outcome::unchanged(request.to_bytes().to_vec())
+            Outcome::unchanged(ReplyBytes::of(request.to_bytes()))
         }
         VEXFS_IOC_SET_PAYLOADS => {
             set_payloads(fs, caller, ino, &interrupt, in_data)?;
             Outcome {
-                reply: Vec::new(),
+                reply: ReplyBytes::none(),
                 changed: true,
             }
         }
         VEXFS_IOC_GET_PAYLOADS => get_payloads(fs, caller, ino, &interrupt, in_data)?,
-        VEXFS_IOC_FILTERED_SEARCH => filtered_search(fs, caller, ino, &interrupt, in_data)?,
+        VEXFS_IOC_FILTERED_SEARCH => search::filtered_search(fs, caller, ino, &interrupt, in_data)?,
         VEXFS_IOC_SCROLL => scroll(fs, caller, ino, &interrupt, in_data)?,
         _ => unreachable!("request numbers were matched above"),
     };
@@ -473,59 +363,7 @@ fn get_payloads(
     let length_bytes: Vec<u8> = lengths.iter().flat_map(|l| l.to_le_bytes()).collect();
     caller.write_from("payload_bytes", request.payload_bytes_addr, &length_bytes)?;
     request.buffer_bytes = total;
-    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
-}
-
-fn filtered_search(
-    fs: &Fs,
-    caller: &Caller,
-    ino: u64,
-    interrupt: &Interrupt,
-    in_data: &[u8],
-) -> Result<Outcome> {
-    let mut request = VexfsFilteredSearchRequest::from_bytes(&fixed(in_data)?);
-    limits::check_filtered_search(&request).map_err(refusal)?;
-    fs.get_vector_meta(ino)?;
-    let queries = u64::from(request.query_count);
-    let k = u64::from(request.k);
-    let _memory = fs.request_memory.take(
-        queries * (u64::from(request.dimensions) * 4 + k * (4 + 8) * 2)
-            + u64::from(request.filter_bytes),
-        interrupt,
-    )?;
-    let filter = read_filter(caller, request.filter_addr, request.filter_bytes)?;
-    let rows = caller.read_f32s(
-        "query_vector",
-        request.query_vector_addr,
-        (queries * u64::from(request.dimensions)) as usize,
-    )?;
-    let among = Among {
-        filter: filter.as_ref().filter(|f| !f.is_empty()),
-        exact: request.flags & VEXFS_SEARCH_EXACT != 0,
-    };
-    let answers = fs.search_points(
-        ino,
-        &rows,
-        request.k,
-        request.search_type,
-        &among,
-        interrupt,
-    )?;
-    let places = (queries * k) as usize;
-    let mut values = vec![f32::NAN.to_le_bytes(); places];
-    let mut ids = vec![VEXFS_NO_ID.to_le_bytes(); places];
-    let mut most = 0;
-    for (q, hits) in answers.iter().enumerate() {
-        most = most.max(hits.len());
-        for (j, (id, value)) in hits.iter().enumerate() {
-            values[q * k as usize + j] = value.to_le_bytes();
-            ids[q * k as usize + j] = id.to_le_bytes();
-        }
-    }
-    caller.write_from("results", request.results_addr, values.as_flattened())?;
-    caller.write_from("result_ids", request.result_ids_addr, ids.as_flattened())?;
-    request.result_count = most as u32;
-    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
+    Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
 }
 
 fn scroll(
@@ -557,5 +395,5 @@ fn scroll(
     request.matching_count = u32::try_from(page.matching).unwrap_or(u32::MAX);
     request.more = u32::from(page.next_id.is_some());
     request.next_id = page.next_id.unwrap_or(0);
-    Ok(Outcome::unchanged(request.to_bytes().to_vec()))
+    Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
 }

@@ -144,9 +144,8 @@ pub(super) fn answer_ioctl(
 ) {
     match result {
         Ok(outcome) => {
-            let mut data = outcome.reply;
-            data.truncate(out_size as usize);
-            reply.ioctl(0, &data);
+            let data = outcome.reply.as_slice();
+            reply.ioctl(0, &data[..data.len().min(out_size as usize)]);
         }
         // Not ours (isatty() and friends ask every file): no log line.
         Err(e) if e.errno() == libc::ENOTTY => reply.error(Errno::ENOTTY),

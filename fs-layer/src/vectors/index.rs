@@ -18,6 +18,9 @@ use super::exact::{self, Hit};
 use super::labels::Labels;
 use super::spec::{IndexSpec, SearchParams};
 
+mod query;
+pub use query::IndexScratch;
+
 /// Rows a graph or clustering index is given in one step, under the file's
 /// write lock (HNSW32 adds here run at thousands of rows per second): a
 /// larger change drops the index, and a new one is built off the request path.
@@ -374,30 +377,6 @@ impl VectorIndex {
         Ok(self)
     }
 
-    /// The `k` best slots for `query`, best first, in the metric conventions
-    /// of [`exact`]. Tombstoned labels are never among them.
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>, String> {
-        let query = self.prepared_query(query);
-        let k = k.min(self.covered.max(1));
-        let tombstones = self.tombstones();
-        let k_asked = match self.exclusion {
-            Exclusion::OverFetch => (k + tombstones).min(self.covered + tombstones),
-            Exclusion::Selector | Exclusion::IvfSelector => k,
-        };
-        let mut distances = vec![0f32; k_asked];
-        let mut labels = vec![-1 as faiss_sys::idx_t; k_asked];
-        let status = match (&self.labels, self.exclusion) {
-            (Some(map), Exclusion::Selector | Exclusion::IvfSelector) if tombstones > 0 => {
-                self.search_selected(map.live_bitmap(), &query, &mut distances, &mut labels)
-            }
-            _ => self.faiss_search(&query, std::ptr::null(), &mut distances, &mut labels),
-        };
-        if status != 0 {
-            return Err(last_faiss_error());
-        }
-        Ok(self.hits(&labels, &distances, k))
-    }
-
     /// The labels whose slots `wanted` marks (bit s of byte s / 8, LSB
     /// first: a filter's matches), as a bitmap faiss's selector takes; None
     /// when this family takes no ID selector (PQ, LSH), which leaves the
@@ -418,134 +397,6 @@ impl VectorIndex {
             }
         }
         Some(bitmap)
-    }
-
-    /// [`search`](Self::search) among the labels of `bitmap` (from
-    /// [`label_bitmap`](Self::label_bitmap)). faiss's HNSW stops once
-    /// efSearch visited candidates are closer than the next one, whatever k
-    /// is, so asking for more results would not widen the search: recall
-    /// under a filter is raised by efSearch (`user.vexfs.search`), as
-    /// without one.
-    pub fn search_among(&self, query: &[f32], k: usize, bitmap: &[u8]) -> Result<Vec<Hit>, String> {
-        let query = self.prepared_query(query);
-        let k = k.min(self.covered.max(1));
-        let mut distances = vec![0f32; k];
-        let mut labels = vec![-1 as faiss_sys::idx_t; k];
-        if self.search_selected(bitmap, &query, &mut distances, &mut labels) != 0 {
-            return Err(last_faiss_error());
-        }
-        Ok(self.hits(&labels, &distances, k))
-    }
-
-    /// The query as the index holds its rows (normalised for cosine).
-    fn prepared_query<'q>(&self, query: &'q [f32]) -> std::borrow::Cow<'q, [f32]> {
-        set_threads();
-        if self.search_type == VEXFS_SEARCH_COSINE {
-            std::borrow::Cow::Owned(exact::normalized(query))
-        } else {
-            std::borrow::Cow::Borrowed(query)
-        }
-    }
-
-    /// faiss's labels and distances as hits on slots, at most `k`.
-    fn hits(&self, labels: &[faiss_sys::idx_t], distances: &[f32], k: usize) -> Vec<Hit> {
-        let cosine = self.search_type == VEXFS_SEARCH_COSINE;
-        labels
-            .iter()
-            .zip(distances)
-            .filter_map(|(&label, &distance)| {
-                let label = usize::try_from(label).ok()?;
-                let slot = match &self.labels {
-                    Some(map) => map.slot(label)?,
-                    None => label,
-                };
-                (slot < self.covered).then_some(Hit {
-                    slot,
-                    // Rounding can put 1 - cos a hair outside [0, 2].
-                    value: if cosine {
-                        (1.0 - distance).clamp(0.0, 2.0)
-                    } else {
-                        distance
-                    },
-                })
-            })
-            .take(k)
-            .collect()
-    }
-
-    /// One query through faiss, with `params` (NULL: the index's own);
-    /// `labels.len()` results. Returns faiss's status.
-    fn faiss_search(
-        &self,
-        query: &[f32],
-        params: *const faiss_sys::FaissSearchParameters,
-        distances: &mut [f32],
-        labels: &mut [faiss_sys::idx_t],
-    ) -> std::os::raw::c_int {
-        debug_assert_eq!(query.len(), self.dimensions);
-        debug_assert_eq!(distances.len(), labels.len());
-        // SAFETY: the index pointer is live for &self; query holds one vector
-        // of its dimensions; distances and labels have room for labels.len()
-        // results; params is NULL or live for the call. faiss's CPU search is
-        // const and safe from several threads at once.
-        unsafe {
-            faiss_sys::faiss_Index_search_with_params(
-                self.index.inner_ptr(),
-                1,
-                query.as_ptr(),
-                labels.len() as faiss_sys::idx_t,
-                params,
-                distances.as_mut_ptr(),
-                labels.as_mut_ptr(),
-            )
-        }
-    }
-
-    /// A search that only the labels set in `bitmap` (LSB first) may
-    /// answer: faiss's bitmap selector. Returns faiss's status.
-    fn search_selected(
-        &self,
-        bitmap: &[u8],
-        query: &[f32],
-        distances: &mut [f32],
-        labels: &mut [faiss_sys::idx_t],
-    ) -> std::os::raw::c_int {
-        let mut selector: *mut faiss_sys::FaissIDSelectorBitmap = std::ptr::null_mut();
-        // SAFETY: the selector keeps a pointer to `bitmap`, which the caller
-        // owns and which outlives the selector (freed below, before this returns).
-        let status = unsafe {
-            faiss_sys::faiss_IDSelectorBitmap_new(&mut selector, bitmap.len(), bitmap.as_ptr())
-        };
-        if status != 0 {
-            return status;
-        }
-        let selector = selector as *mut faiss_sys::FaissIDSelector;
-        let mut params: *mut faiss_sys::FaissSearchParameters = std::ptr::null_mut();
-        // SAFETY: selector is live; the parameters only point at it. An
-        // IvfSelector index is an IndexIVF (Exclusion::of checked the cast).
-        let status = unsafe {
-            if self.exclusion == Exclusion::IvfSelector {
-                let ivf = faiss_sys::faiss_IndexIVF_cast(self.index.inner_ptr());
-                let nprobe = faiss_sys::faiss_IndexIVF_nprobe(ivf);
-                faiss_sys::faiss_SearchParametersIVF_new_with(&mut params, selector, nprobe, 0)
-            } else {
-                faiss_sys::faiss_SearchParameters_new(&mut params, selector)
-            }
-        };
-        let status = if status == 0 {
-            self.faiss_search(query, params, distances, labels)
-        } else {
-            status
-        };
-        // SAFETY: both were made above and are freed once; the parameters do
-        // not own the selector.
-        unsafe {
-            if !params.is_null() {
-                faiss_sys::faiss_SearchParameters_free(params);
-            }
-            faiss_sys::faiss_IDSelector_free(selector);
-        }
-        status
     }
 
     /// faiss's own serialisation of the index.

@@ -10,6 +10,7 @@
 //! lock, then the file's `io` lock, the commit lock, the gate, the
 //! metadata lock, the tables.
 
+pub mod answers;
 mod builder;
 mod changes;
 pub mod exact;
@@ -27,6 +28,7 @@ pub mod spec;
 pub mod stored;
 mod writeback;
 
+pub use self::answers::{with_scratch, Answers, Scratch};
 pub use self::points::{PayloadChange, ScrollPage};
 pub use self::search::{Among, FILTER_INDEX_FRACTION_MIN};
 
@@ -343,6 +345,12 @@ impl VectorFile {
 
 impl Fs {
     // ---- finding and loading ----
+
+    /// Whether `ino` is a vector file held in memory (one that a request
+    /// used since it was opened).
+    pub(crate) fn is_loaded_vector_file(&self, ino: u64) -> bool {
+        self.vectors.get(ino).is_some()
+    }
 
     /// The vector file `ino` in memory, loading it on first use.
     fn vector_file(&self, ino: u64) -> Result<Arc<RwLock<VectorFile>>> {

@@ -12,14 +12,15 @@ use crate::fs::Fs;
 use crate::interrupt::Interrupt;
 use crate::locks::RwLock;
 
+use super::answers::{Answers, Scratch};
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
 use super::filter::{parse_index_spec, Filter};
-use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
+use super::index::{IndexChoice, IndexScratch, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
-    einval, read_lock, resolve_ids, spec, stored, write_lock, VectorFile, XATTR_INDEX,
-    XATTR_PAYLOAD_INDEX, XATTR_SEARCH,
+    einval, read_lock, spec, stored, write_lock, VectorFile, XATTR_INDEX, XATTR_PAYLOAD_INDEX,
+    XATTR_SEARCH,
 };
 
 /// An index choice and what it was resolved for: the attributes as of
@@ -29,7 +30,7 @@ pub(super) struct CachedChoice {
     epoch: u64,
     large: bool,
     dimensions: u32,
-    choice: IndexChoice,
+    choice: Arc<IndexChoice>,
 }
 
 /// Below this fraction of the vectors, a filter's matches are ranked by an
@@ -86,10 +87,8 @@ impl Fs {
 
     /// The `k` best (id, value) pairs for each query in `queries` (rows of
     /// the file's dimensions), best first, among the vectors `among`
-    /// selects. An index answers when one serves the metric and, with a
-    /// filter, its matches are not too few for it ([`FILTER_INDEX_FRACTION_MIN`]);
-    /// an exact scan of the matches answers otherwise, and whenever the
-    /// index comes back with fewer than min(k, matches).
+    /// selects (allocates: for callers off the request path; the request
+    /// path uses [`search_into`](Self::search_into)).
     pub fn search_points(
         &self,
         ino: u64,
@@ -100,50 +99,101 @@ impl Fs {
         interrupt: &Interrupt,
     ) -> Result<Vec<Vec<(u64, f32)>>> {
         let file = self.vector_file(ino)?;
-        let choice = {
-            let guard = read_lock(&file);
-            let d = guard.meta.dimensions as usize;
-            for query in queries.chunks(d.max(1)) {
-                guard.answers(query)?;
-            }
-            self.index_choice(ino, &guard)?
-        };
+        let dimensions = read_lock(&file).meta.dimensions.max(1) as usize;
+        let count = queries.len() / dimensions;
+        let mut scratch = Scratch::default();
+        let (mut answers, index_scratch) = scratch.answers(count, k as usize);
+        self.search_into(
+            &file,
+            ino,
+            queries,
+            k,
+            search_type,
+            among,
+            interrupt,
+            &mut answers,
+            index_scratch,
+        )?;
+        Ok(scratch
+            .ids
+            .chunks(k.max(1) as usize)
+            .zip(scratch.values.chunks(k.max(1) as usize))
+            .take(count)
+            .map(|(ids, values)| {
+                ids.iter()
+                    .zip(values)
+                    .take_while(|(&id, _)| id != VEXFS_NO_ID)
+                    .map(|(&id, &value)| (id, value))
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The vector file `ino` in memory, for [`search_into`](Self::search_into):
+    /// EINVAL when it is not a vector file.
+    pub fn searched_file(&self, ino: u64) -> Result<Arc<RwLock<VectorFile>>> {
+        self.vector_file(ino)
+    }
+
+    /// Searches `file` (`ino`) for the `k` best (id, value) pairs of each
+    /// query in `queries` (rows of the file's dimensions), best first,
+    /// among the vectors `among` selects, into `answers` (whose places
+    /// start unused). An index answers all the queries in one faiss call
+    /// when one serves the metric and, with a filter, its matches are not
+    /// too few for it ([`FILTER_INDEX_FRACTION_MIN`]); an exact scan of
+    /// the matches answers otherwise, and for any query the index comes
+    /// back with fewer than min(k, matches) for. On the common path (an
+    /// index in memory for this metric) it takes the file's read lock once
+    /// and allocates nothing.
+    #[allow(clippy::too_many_arguments)] // the request's fields, and where its answers go
+    pub fn search_into(
+        &self,
+        file: &Arc<RwLock<VectorFile>>,
+        ino: u64,
+        queries: &[f32],
+        k: u32,
+        search_type: u32,
+        among: &Among<'_>,
+        interrupt: &Interrupt,
+        answers: &mut Answers<'_>,
+        index_scratch: &mut IndexScratch,
+    ) -> Result<()> {
         let k = k as usize;
         loop {
-            let guard = read_lock(&file);
-            // The lock was let go since the checks above: a relayout may
-            // have changed the dimensions, or a truncate emptied the file.
+            let guard = read_lock(file);
+            // Checked under the lock that the search holds: a relayout may
+            // change the dimensions, a truncate empty the file, between requests.
             let d = guard.meta.dimensions as usize;
             let mut any = false;
             for query in queries.chunks(d.max(1)) {
                 any |= guard.answers(query)?;
             }
-            let count = queries.len() / d;
             if !any {
-                return Ok(vec![Vec::new(); count]);
+                return Ok(());
             }
+            let choice = self.index_choice(ino, &guard)?;
             let matches = among
                 .filter
                 .map(|f| self.matches(ino, &guard, f))
                 .transpose()?;
             let matching = matches.as_ref().map(|m| m.slots());
-            let scan = |guard: &VectorFile, matching: Option<&[usize]>| {
-                queries
-                    .chunks(d)
-                    .map(|q| guard.scan(q, k, search_type, matching, interrupt))
-                    .collect::<Result<Vec<_>>>()
+            let scan = |guard: &VectorFile, matching: Option<&[usize]>, answers: &mut Answers| {
+                for (q, query) in queries.chunks(d).enumerate() {
+                    answers.put(q, guard.scan(query, k, search_type, matching, interrupt)?);
+                }
+                Ok(())
             };
             if let Some(m) = matching {
                 if m.is_empty() {
-                    return Ok(vec![Vec::new(); count]);
+                    return Ok(());
                 }
                 if among.exact
                     || (m.len() as f64) < FILTER_INDEX_FRACTION_MIN * guard.set.len() as f64
                 {
-                    return scan(&guard, Some(m));
+                    return scan(&guard, Some(m), answers);
                 }
             } else if among.exact {
-                return scan(&guard, None);
+                return scan(&guard, None, answers);
             }
             if guard.index_serves(search_type, &choice) {
                 let index = guard.index.as_ref().expect("checked by index_serves");
@@ -151,28 +201,29 @@ impl Fs {
                 let labels = matches
                     .as_ref()
                     .map(|m| m.label_bitmap(index, guard.set.len()));
+                let bitmap = match &labels {
+                    None => None,
+                    Some(Some(bitmap)) => Some(bitmap.as_slice()),
+                    Some(None) => return scan(&guard, matching, answers),
+                };
+                index
+                    .search_batch(queries, k, bitmap, index_scratch)
+                    .map_err(|e| Error::refused(libc::EIO, format!("faiss search failed: {e}")))?;
                 let reachable = matching.map_or(guard.set.len(), <[usize]>::len);
-                let mut answers = Vec::with_capacity(count);
-                for query in queries.chunks(d) {
-                    let hits = match &labels {
-                        None => Some(index.search(query, k)),
-                        Some(Some(bitmap)) => Some(index.search_among(query, k, bitmap)),
-                        Some(None) => None,
-                    };
-                    let hits = hits.transpose().map_err(|e| {
-                        Error::refused(libc::EIO, format!("faiss search failed: {e}"))
-                    })?;
-                    // A graph or IVF index can come back short of min(k, count)
-                    // (HNSW at a k far above efSearch, or a selective filter),
-                    // and some families take no filter: the answer is then exact.
-                    answers.push(match hits {
-                        Some(hits) if hits.len() >= k.min(reachable) => {
-                            resolve_ids(&guard.set, &hits)
-                        }
-                        _ => guard.scan(query, k, search_type, matching, interrupt)?,
-                    });
+                let ids = guard.set.ids();
+                for (q, query) in queries.chunks(d).enumerate() {
+                    let hits = index
+                        .hits(index_scratch, q)
+                        .filter(|hit| hit.slot < ids.len())
+                        .map(|hit| (ids[hit.slot], hit.value));
+                    // A graph or IVF index can come back short of min(k,
+                    // count) (HNSW at a k far above efSearch, or a selective
+                    // filter): that query's answer is then exact.
+                    if answers.put(q, hits) < k.min(reachable) {
+                        answers.put(q, guard.scan(query, k, search_type, matching, interrupt)?);
+                    }
                 }
-                return Ok(answers);
+                return Ok(());
             }
             // The chosen index, current, but built for another metric.
             let other_metric = guard.index.as_ref().is_some_and(|i| {
@@ -191,10 +242,10 @@ impl Fs {
             {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                return scan(&guard, matching);
+                return scan(&guard, matching, answers);
             }
             drop(guard);
-            let mut guard = write_lock(&file);
+            let mut guard = write_lock(file);
             if d != guard.meta.dimensions as usize || guard.set.is_empty() {
                 continue; // changed while no lock was held: answered above
             }
@@ -205,10 +256,10 @@ impl Fs {
                     .map(|f| self.matches(ino, &guard, f))
                     .transpose()?;
                 let matching = matches.as_ref().map(|m| m.slots());
-                match self.prepare_index(ino, &file, &mut guard, search_type, &choice) {
+                match self.prepare_index(ino, file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
-                    Ok(Prepared::Building) => return scan(&guard, matching),
+                    Ok(Prepared::Building) => return scan(&guard, matching, answers),
                     Err(e) => {
                         guard.failed =
                             Some((choice.factory.clone(), search_type, guard.generation));
@@ -216,7 +267,7 @@ impl Fs {
                             "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                             choice.factory
                         );
-                        return scan(&guard, matching);
+                        return scan(&guard, matching, answers);
                     }
                 }
             }
@@ -225,7 +276,7 @@ impl Fs {
 
     /// The index `file` wants, from its attributes; they are read again
     /// only when one changed or the file crossed the default-index size.
-    pub(super) fn index_choice(&self, ino: u64, file: &VectorFile) -> Result<IndexChoice> {
+    pub(super) fn index_choice(&self, ino: u64, file: &VectorFile) -> Result<Arc<IndexChoice>> {
         let large = file.set.len() >= DEFAULT_EXACT_VECTORS_MAX;
         let dimensions = file.meta.dimensions;
         // Read before the attributes: a change after this makes what is
@@ -237,7 +288,7 @@ impl Fs {
             .as_ref()
             .filter(|c| c.epoch == epoch && c.large == large && c.dimensions == dimensions)
         {
-            return Ok(cached.choice.clone());
+            return Ok(Arc::clone(&cached.choice));
         }
         let factory = self.vector_xattr(ino, XATTR_INDEX)?;
         let params = self.vector_xattr(ino, XATTR_SEARCH)?;
@@ -248,11 +299,12 @@ impl Fs {
             dimensions,
         )
         .map_err(|e| einval(format!("user.vexfs.index / user.vexfs.search: {e}")))?;
+        let choice = Arc::new(choice);
         *file.choice.lock() = Some(CachedChoice {
             epoch,
             large,
             dimensions,
-            choice: choice.clone(),
+            choice: Arc::clone(&choice),
         });
         Ok(choice)
     }
