@@ -177,10 +177,26 @@ impl Collection {
         filter: Option<&[u8]>,
         exact: bool,
     ) -> io::Result<Vec<(u64, f32)>> {
-        let mut distances = vec![0f32; k];
-        let mut ids = vec![0u64; k];
-        let written = self.file.filtered_search(
-            query,
+        Ok(self
+            .search_batch(query, k, filter, exact)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`search`](Self::search) for each query of `queries` (rows of the
+    /// collection's size), all in one FILTERED_SEARCH request.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<&[u8]>,
+        exact: bool,
+    ) -> io::Result<Vec<Vec<(u64, f32)>>> {
+        let count = queries.len() / self.dims().max(1) as usize;
+        let mut distances = vec![0f32; count * k];
+        let mut ids = vec![0u64; count * k];
+        self.file.filtered_search(
+            queries,
             self.dims(),
             k,
             self.spec.distance.search_type(),
@@ -189,11 +205,16 @@ impl Collection {
             &mut distances,
             &mut ids,
         )?;
-        Ok(ids[..written]
-            .iter()
-            .copied()
-            .zip(distances[..written].iter().copied())
-            .filter(|&(id, _)| id != VEXFS_NO_ID)
+        Ok(ids
+            .chunks(k.max(1))
+            .zip(distances.chunks(k.max(1)))
+            .map(|(ids, distances)| {
+                ids.iter()
+                    .copied()
+                    .zip(distances.iter().copied())
+                    .filter(|&(id, _)| id != VEXFS_NO_ID)
+                    .collect()
+            })
             .collect())
     }
 

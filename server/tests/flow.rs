@@ -221,6 +221,38 @@ fn check_queries(
         let kept = answer["points"].as_array().unwrap();
         assert!(kept.len() >= 3 && kept.len() <= 5, "{answer}");
     }
+    // A batch: the same-shaped queries share one FILTERED_SEARCH (one faiss
+    // call), the others (another limit, a filter, by point) go alone; each
+    // answer is its own query's, in order.
+    let queries: Vec<Vec<f32>> = (0..6).map(|_| rng.vector(DIMS)).collect();
+    let oslo = json!({"must": [{"key": "city", "match": {"value": "Oslo"}}]});
+    let mut searches: Vec<Value> = queries
+        .iter()
+        .map(|q| json!({"query": q, "limit": 6, "params": params}))
+        .collect();
+    searches[2] = json!({"query": queries[2], "limit": 3, "params": params});
+    searches[4] = json!({"query": queries[4], "limit": 6, "filter": oslo, "params": params});
+    searches.push(json!({"query": 7, "limit": 6, "params": params}));
+    let answer = client.ok(
+        "POST",
+        &format!("{path}/batch"),
+        Some(json!({"searches": searches})),
+    );
+    let answers = answer.as_array().unwrap();
+    assert_eq!(answers.len(), 7, "{answer}");
+    for (i, q) in queries.iter().enumerate() {
+        let (keep, limit): (&dyn Fn(&Point) -> bool, usize) = match i {
+            2 => (&|_| true, 3),
+            4 => (&|p| city_is(p, "Oslo"), 6),
+            _ => (&|_| true, 6),
+        };
+        let expected = brute(points, metric, q, keep, limit);
+        assert_ranked(&answers[i]["points"], &expected, points, metric, q);
+    }
+    let stored = &points[7].vector;
+    let expected = brute(points, metric, stored, |p| p.id != 7, 6);
+    assert_ranked(&answers[6]["points"], &expected, points, metric, stored);
+
     // By a stored point: its neighbours, itself left out.
     let stored = points[5].vector.clone();
     let expected = brute(points, metric, &stored, |p| p.id != 5, 4);

@@ -99,22 +99,44 @@ impl Plan {
             .map_err(|e| ApiError::bad_request(format!("filter: {e}")))
     }
 
-    fn run(&self, collection: &Collection) -> ApiResult<Vec<ScoredPoint>> {
+    /// Whether it is answered exactly: asked so, or a larger beam than
+    /// the file's efSearch (at least as accurate as asked, never less;
+    /// docs/HTTP.md).
+    fn exact_for(&self, collection: &Collection) -> bool {
+        self.exact
+            || self
+                .hnsw_ef
+                .is_some_and(|ef| ef > u64::from(collection.ef_search))
+    }
+
+    /// What it asks FILTERED_SEARCH for when it is a query by vector of
+    /// the collection's dimensions: (k, filter, exact); queries that ask
+    /// the same can share one request.
+    fn search_key(&self, collection: &Collection) -> ApiResult<Option<SearchKey>> {
+        Ok(match &self.target {
+            QueryTarget::Vector(query) if query.len() == collection.spec.size as usize => Some((
+                self.offset + self.limit,
+                self.filter_bytes()?,
+                self.exact_for(collection),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Its answer; `searched`: the ioctl's hits for its vector, when a
+    /// batch already searched for it.
+    fn run(&self, collection: &Collection, searched: Option<Hits>) -> ApiResult<Vec<ScoredPoint>> {
         let name = &collection.name;
         let filter = self.filter_bytes()?;
         let with_filter = filter.is_some();
         let k = self.offset + self.limit;
-        // A larger beam than the file's efSearch is answered exactly: at
-        // least as accurate as asked, never less (docs/HTTP.md).
-        let exact = self.exact
-            || self
-                .hnsw_ef
-                .is_some_and(|ef| ef > u64::from(collection.ef_search));
+        let exact = self.exact_for(collection);
         let distance = collection.spec.distance;
-        let search = |query: &[f32]| {
-            collection
+        let search = |query: &[f32]| match &searched {
+            Some(hits) => Ok(hits.clone()),
+            None => collection
                 .search(query, k, filter.as_deref(), exact)
-                .map_err(|e| filtered_io(format!("searching `{name}`"), e, with_filter))
+                .map_err(|e| filtered_io(format!("searching `{name}`"), e, with_filter)),
         };
         let hits: Vec<(u64, f32)> = match &self.target {
             QueryTarget::ById => collection
@@ -192,6 +214,48 @@ fn score_hits(hits: Vec<(u64, f32)>, distance: crate::distance::Distance) -> Vec
         .collect()
 }
 
+/// (k, filter, exact): what a query by vector asks FILTERED_SEARCH for.
+type SearchKey = (usize, Option<Vec<u8>>, bool);
+/// The ioctl's (id, distance) pairs of one query, best first.
+type Hits = Vec<(u64, f32)>;
+
+/// The ioctl's hits of every query by vector that shares its (k, filter,
+/// exact) with another in `plans`, each group in one FILTERED_SEARCH (one
+/// faiss call in the daemon); None for the rest, which search alone.
+fn search_together(collection: &Collection, plans: &[Plan]) -> ApiResult<Vec<Option<Hits>>> {
+    let mut searched: Vec<Option<Hits>> = plans.iter().map(|_| None).collect();
+    let mut groups: Vec<(SearchKey, Vec<usize>)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(key) = plan.search_key(collection)? {
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+    }
+    for ((k, filter, exact), members) in groups.into_iter().filter(|(_, m)| m.len() > 1) {
+        let mut queries = Vec::with_capacity(members.len() * collection.spec.size as usize);
+        for &i in &members {
+            if let QueryTarget::Vector(query) = &plans[i].target {
+                queries.extend_from_slice(query);
+            }
+        }
+        let hits = collection
+            .search_batch(&queries, k, filter.as_deref(), exact)
+            .map_err(|e| {
+                filtered_io(
+                    format!("searching `{}`", collection.name),
+                    e,
+                    filter.is_some(),
+                )
+            })?;
+        for (i, hits) in members.into_iter().zip(hits) {
+            searched[i] = Some(hits);
+        }
+    }
+    Ok(searched)
+}
+
 /// Runs plans against one collection on a blocking thread.
 async fn run_all(
     state: &Shared,
@@ -201,7 +265,12 @@ async fn run_all(
     state
         .blocking(move |state: &AppState| {
             let collection = state.store.get(&name)?;
-            plans.iter().map(|plan| plan.run(&collection)).collect()
+            let mut searched = search_together(&collection, &plans)?;
+            plans
+                .iter()
+                .zip(searched.iter_mut())
+                .map(|(plan, hits)| plan.run(&collection, hits.take()))
+                .collect()
         })
         .await
 }
