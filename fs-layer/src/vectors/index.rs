@@ -96,9 +96,29 @@ fn omp_threads() -> c_int {
         .unwrap_or(1)
 }
 
+/// OpenBLAS (faiss's matrix products: an exact search of 20 queries or
+/// more) keeps a pool of its own, as many threads as cores unless told:
+/// the same count as OpenMP, once per process. Looked up at run time, so
+/// that a BLAS other than OpenBLAS behind libblas also works.
+fn set_blas_threads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only
+        // looks the symbol up.
+        let symbol =
+            unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"openblas_set_num_threads".as_ptr()) };
+        if !symbol.is_null() {
+            // SAFETY: OpenBLAS's `void openblas_set_num_threads(int)`.
+            let set: extern "C" fn(c_int) = unsafe { std::mem::transmute(symbol) };
+            set(omp_threads());
+        }
+    });
+}
+
 /// libgomp keeps the thread count per calling thread: set it once on each
 /// thread that enters faiss.
 fn set_threads() {
+    set_blas_threads();
     THREADS_SET.with(|done| {
         if !done.get() {
             // SAFETY: omp_set_num_threads only stores a value for this thread.
