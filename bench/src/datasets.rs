@@ -1,7 +1,8 @@
 //! Vectors to benchmark with: two deterministic synthetic generators, loaders
 //! for real data (`.npy`, `.fvecs`; neighbours in `.ivecs`), and exact ground truth with recall@k.
 //! Everything here is computed in this process; nothing touches a filesystem
-//! except the loaders reading the file they are given.
+//! except the loaders reading the file they are given and [`write_npy`]
+//! writing the one it is given.
 
 mod files;
 mod truth;
@@ -10,7 +11,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 pub use files::{
-    load, load_neighbours, parse_fvecs, parse_ivecs, parse_neighbours_npy, parse_npy,
+    load, load_neighbours, parse_fvecs, parse_ivecs, parse_neighbours_npy, parse_npy, write_npy,
     NEIGHBOURS_IDS_MAX,
 };
 pub use truth::{dot, ground_truth, recall_at_k, Neighbours};

@@ -1,14 +1,18 @@
 //! `vexfs-bench search`: recall@k and QPS/latency of k-NN search across
 //! index settings, through a VexFS mount (ioctls through FUSE) and with the
 //! same faiss index in this process, on the same vectors, one client thread
-//! each: the difference is what the filesystem adds. Peers measured
-//! elsewhere are printed beside, labelled so.
+//! each, in requests of several queries and one query at a time: the
+//! difference is what the filesystem adds. faiss-cpu from PyPI runs beside
+//! on request; peers measured elsewhere are printed beside, labelled so.
 
 mod data;
+mod faiss_cpu;
 mod filtered;
+mod host;
 mod http;
 mod measure;
 mod options;
+mod published;
 mod report;
 mod systems;
 
@@ -21,18 +25,23 @@ use crate::datasets::{Metric, Vectors};
 use crate::fs::catch_interrupts;
 use crate::vectors::{on_vexfs, remove_file, Place, VectorFile, XATTR_VALUE_BYTES_MAX};
 pub use data::{Data, DataSource, DatasetName};
+use faiss_cpu::{qps_ratios, Peer};
+pub use faiss_cpu::{FaissCpuOptions, FaissCpuReport, QpsRatio, SIMD_LEVELS};
 pub use filtered::{
     FilterOptions, FilteredReport, FilteredRow, FilteredStats, PayloadStats,
     FILTER_QUERIES_DEFAULT, FILTER_QUERIES_MAX, SELECTIVITIES_MAX,
 };
 use filtered::{FilterWorkload, VexfsFiltered};
+pub use host::HostCpu;
 pub use http::{HopUs, HttpReport, HttpTarget};
 use measure::{measure, Workload};
-pub use measure::{InsertStats, SearchStats, SystemResult};
+pub use measure::{BatchedStats, InsertStats, SearchStats, SystemResult};
 pub use options::{command, Args};
-pub use report::{render_table, PeerFigure, PublishedFigure, ORIGINAL_PUBLISHED, PEERS};
+pub use published::{PeerFigure, PublishedFigure, ORIGINAL_PUBLISHED, PEERS};
+pub use report::render_table;
 pub use systems::{
-    parse_search_params, search_type, single_threaded_faiss, FaissSystem, VectorSystem, VexfsSystem,
+    parse_search_params, search_type, single_threaded_faiss, FaissSystem, VectorSystem,
+    VexfsSystem, SEARCH_BATCH_MAX,
 };
 
 /// Queries one run may ask.
@@ -71,6 +80,10 @@ pub struct Config {
     pub filter: Option<FilterOptions>,
     /// The same workload through vexfs-serve's REST API too (`--http`, `--http-url`).
     pub http: Option<HttpTarget>,
+    /// Queries per request of the batched pass at each setting; 0: none.
+    pub search_batch: usize,
+    /// faiss-cpu from PyPI beside VexFS (`--compare-faiss-cpu`).
+    pub faiss_cpu: Option<FaissCpuOptions>,
 }
 
 impl Config {
@@ -82,6 +95,15 @@ impl Config {
         let batch_max = vexfs_uapi::limits::BATCH_VECTORS_MAX as usize;
         if !(1..=batch_max).contains(&self.batch) {
             bail!("--batch {} is not in [1, {batch_max}]", self.batch);
+        }
+        if self.search_batch > SEARCH_BATCH_MAX {
+            bail!(
+                "--search-batch {} is more than {SEARCH_BATCH_MAX} (queries in one FILTERED_SEARCH)",
+                self.search_batch
+            );
+        }
+        if let Some(faiss_cpu) = &self.faiss_cpu {
+            faiss_cpu.validate()?;
         }
         self.data.validate()?;
         for (flag, values) in [("--ef-search", &self.ef_search), ("--nprobe", &self.nprobe)] {
@@ -186,7 +208,11 @@ pub struct SearchRun {
     pub k: usize,
     pub metric: Metric,
     pub batch: usize,
+    /// Queries per request of the batched passes (0: none ran).
+    pub search_batch: usize,
     pub index: String,
+    /// The CPU the numbers come from.
+    pub host_cpu: HostCpu,
     /// Where the exact neighbours came from: computed here, or a file.
     pub ground_truth: String,
     /// Search parameters of each setting, in the order measured.
@@ -197,6 +223,8 @@ pub struct SearchRun {
     pub filtered: Option<FilteredReport>,
     /// The same queries through vexfs-serve's REST API, with --http or --http-url.
     pub http: Option<HttpReport>,
+    /// faiss-cpu from PyPI on the same workload, with --compare-faiss-cpu.
+    pub faiss_cpu: Option<FaissCpuReport>,
     /// The original VexFS's published figures and its own competitor runs.
     pub original_published: &'static [PublishedFigure],
     /// Figures from BRIEF.md, measured separately on this machine: not this run.
@@ -206,13 +234,23 @@ pub struct SearchRun {
     pub kept: Option<PathBuf>,
 }
 
-/// Measures VexFS through the mount, then faiss in this process.
+/// Measures VexFS through the mount, then faiss in this process, then
+/// faiss-cpu in Python when asked.
 pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun> {
     config.validate()?;
     config.place.check_prerequisites()?;
     if config.http == Some(HttpTarget::Start) {
         http::check_serve_binary()?;
     }
+    let host_cpu = HostCpu::read();
+    // Before anything is generated or mounted: a missing venv is refused here.
+    let faiss_cpu_peer = match &config.faiss_cpu {
+        Some(options) => {
+            progress("search: faiss-cpu: checking the Python peer");
+            Some(Peer::find(options, &host_cpu)?)
+        }
+        None => None,
+    };
     catch_interrupts();
 
     progress("search: generating or loading the data set");
@@ -237,7 +275,11 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         truth: &data.truth,
         k: config.k,
         settings: &settings,
+        search_batch: config.search_batch,
     };
+    if faiss_cpu_peer.is_some() {
+        faiss_cpu::check_result_ids(&workload)?;
+    }
     // Before anything is mounted: a fraction that matches nothing is refused here.
     let filter_workload = match &config.filter {
         Some(options) => Some(filtered::prepare(
@@ -288,6 +330,15 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         )?),
         _ => None,
     };
+    let faiss_cpu = match &faiss_cpu_peer {
+        Some(peer) => {
+            progress(&format!("search: {}", peer.name()));
+            let mut report = peer.measure(&workload, config.metric, &index, progress)?;
+            report.vexfs_over_faiss_cpu = qps_ratios(&vexfs, &report);
+            Some(report)
+        }
+        None => None,
+    };
 
     Ok(SearchRun {
         benchmark: "search",
@@ -298,13 +349,16 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         k: config.k,
         metric: config.metric,
         batch: config.batch,
+        search_batch: config.search_batch,
         index,
+        host_cpu,
         ground_truth: data.truth_source.clone(),
         settings,
         vexfs,
         faiss: faiss_result,
         filtered,
         http,
+        faiss_cpu,
         original_published: ORIGINAL_PUBLISHED,
         peers_measured_separately: PEERS,
         plot: Vec::new(),

@@ -156,7 +156,23 @@ fn flat_through_the_mount_is_exact() {
     // float rounding could flip would fail every time, not now and then.
     for system in ["vexfs", "faiss"] {
         assert_eq!(recalls(&report, system), [1.0], "{system}: exact search");
+        // The batched pass (--search-batch 100 by default): one request of
+        // all 100 queries, the same exact answers.
+        let batched = &report[system]["batched"][0];
+        assert_eq!(
+            batched["queries"].as_u64(),
+            Some(100),
+            "{system}: {batched}"
+        );
+        assert_eq!(batched["requests"].as_u64(), Some(1), "{system}: {batched}");
+        assert_eq!(number(batched, "recall_at_k"), 1.0, "{system}: {batched}");
+        assert!(number(&batched["request_lat_us"], "p50") > 0.0, "{batched}");
     }
+    assert_eq!(report["search_batch"].as_u64(), Some(100));
+    assert!(
+        report["faiss_cpu"].is_null(),
+        "only with --compare-faiss-cpu"
+    );
 }
 
 #[test]
@@ -452,7 +468,7 @@ fn fvecs_input_with_given_ground_truth_agrees_with_computed() {
 fn refuses_bad_arguments_before_touching_anything() {
     let scratch = Scratch::new("search-cli-bad");
     let dir = scratch.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 15] = [
+    let cases: [(&[&str], &str); 18] = [
         (&["--k", "0"], "--k"),
         (&["--batch", "0"], "--batch"),
         (&["--dataset", "original", "--count", "0"], "--count"),
@@ -474,6 +490,12 @@ fn refuses_bad_arguments_before_touching_anything() {
         (&["--index", "IVF64,Flat", "--http"], "HNSW<m> or Flat"),
         (&["--http-url", "localhost:6333"], "http://HOST:PORT"),
         (&["--http-api-key", "k"], "--http-url"),
+        (&["--search-batch", "1025"], "--search-batch"),
+        (&["--faiss-cpu-simd-level", "AVX2"], "--compare-faiss-cpu"),
+        (
+            &["--compare-faiss-cpu", "--faiss-cpu-simd-level", "avx2"],
+            "--faiss-cpu-simd-level",
+        ),
     ];
     for (extra, named) in cases {
         let mut args = vec!["search", "--dir", dir, "--query-count", "10"];

@@ -1,6 +1,7 @@
 //! Real vectors from files: float32 `.npy` (2-D, C order) and `.fvecs`;
 //! their exact neighbours from `.ivecs` or an integer `.npy`.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -242,6 +243,44 @@ pub fn parse_fvecs(bytes: &[u8]) -> Result<Vectors> {
     Vectors::new(dims, data)
 }
 
+/// numpy pads the `.npy` header so the array starts at a multiple of this.
+const NPY_ALIGNMENT_BYTES: usize = 64;
+
+/// The `.npy` version 1.0 header of a 2-D little-endian float32 array in C
+/// order: magic, version, u16 header length, the dict padded with spaces
+/// and ended by a newline so the data starts aligned.
+fn npy_f32_header(rows: usize, columns: usize) -> Vec<u8> {
+    let mut dict =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {columns}), }}");
+    let fixed = NPY_MAGIC.len() + 2 + 2;
+    while (fixed + dict.len() + 1) % NPY_ALIGNMENT_BYTES != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut header = NPY_MAGIC.to_vec();
+    header.extend_from_slice(&[1, 0]);
+    // Two integers and a fixed text: far below u16::MAX.
+    header.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header
+}
+
+/// Writes `vectors` as a 2-D float32 `.npy` (C order), which numpy and
+/// [`parse_npy`] read.
+pub fn write_npy(path: &Path, vectors: &Vectors) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = (|| -> std::io::Result<()> {
+        out.write_all(&npy_f32_header(vectors.count(), vectors.dims()))?;
+        for value in vectors.as_slice() {
+            out.write_all(&value.to_le_bytes())?;
+        }
+        out.flush()
+    })();
+    written.with_context(|| format!("writing {}", path.display()))
+}
+
 fn f32s(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)
@@ -300,6 +339,24 @@ mod tests {
         }
         assert_eq!(parse_fvecs(&fvecs).unwrap(), parsed);
         assert!(parse_fvecs(&fvecs[..fvecs.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn written_npy_reads_back_bit_for_bit_with_the_data_aligned() {
+        let values: Vec<f32> = vec![0.0, -1.5, f32::MIN_POSITIVE, 3.25e7, -0.0, 1.0 / 3.0];
+        let vectors = Vectors::new(2, values).unwrap();
+        let path = std::env::temp_dir().join(format!("vexfs-bench-npy.{}.npy", std::process::id()));
+        write_npy(&path, &vectors).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let header = npy_f32_header(3, 2);
+        assert_eq!(bytes[..header.len()], header[..]);
+        assert_eq!(header.len() % NPY_ALIGNMENT_BYTES, 0);
+        assert_eq!(header.last(), Some(&b'\n'));
+        let read = parse_npy(&bytes).unwrap();
+        assert_eq!((read.count(), read.dims()), (3, 2));
+        let bits = |v: &Vectors| v.as_slice().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&read), bits(&vectors));
     }
 
     #[test]

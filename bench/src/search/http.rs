@@ -5,6 +5,7 @@
 //! hand-off, the answer's JSON). Must not change how the ioctl path or
 //! faiss are measured.
 
+mod body;
 mod client;
 mod serve;
 
@@ -213,7 +214,7 @@ pub(super) fn measure_http(
             EF_SEARCH_NOTE
         },
         upsert: "PUT /collections/{name}/points {\"batch\":{\"ids\",\"vectors\"}} per batch (answered once the filesystem made the change), then one PUT ?wait=true of no points (fsync), timed together",
-        query: "POST /collections/{name}/points/query {\"query\":[…],\"limit\":k}, one at a time on one keep-alive connection; time = encode + round trip + decode",
+        query: "POST /collections/{name}/points/query {\"query\":[…],\"limit\":k}, one at a time on one keep-alive connection; time = encode + round trip + decode; batched: POST …/points/query/batch {\"searches\":[…]} of --search-batch queries (at most 100)",
         result,
         hop_us: None,
         round_trips: round_trips as u64,
@@ -371,6 +372,8 @@ mod tests {
             index_wait_ms: 0.0,
             ready_seconds: 1.005,
             settings,
+            batched: Vec::new(),
+            batched_left_out: None,
         }
     }
 
@@ -404,13 +407,16 @@ mod tests {
             k: 10,
             metric: Metric::Cosine,
             batch: 100,
+            search_batch: 0,
             index: "HNSW32".into(),
+            host_cpu: crate::search::HostCpu::parse("model name\t: AMD EPYC\nflags\t: avx2\n"),
             ground_truth: "computed here by brute force".into(),
             settings: vec!["efSearch=32".into(), "efSearch=64".into()],
             vexfs,
             faiss: system("faiss in-process", both),
             filtered: None,
             http: Some(http),
+            faiss_cpu: None,
             original_published: crate::search::ORIGINAL_PUBLISHED,
             peers_measured_separately: crate::search::PEERS,
             plot: Vec::new(),

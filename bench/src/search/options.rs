@@ -8,8 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use super::{
-    render_table, run, Config, DataSource, DatasetName, FilterOptions, HttpTarget, SearchRun,
-    FILTER_QUERIES_DEFAULT,
+    render_table, run, Config, DataSource, DatasetName, FaissCpuOptions, FilterOptions, HttpTarget,
+    SearchRun, SearchStats, FILTER_QUERIES_DEFAULT,
 };
 use crate::datasets::Metric;
 use crate::plot::{line_chart, Axis, LineChart, Series};
@@ -119,6 +119,26 @@ pub struct Args {
     /// The API key of the server at --http-url.
     #[arg(long, requires = "http_url")]
     http_api_key: Option<String>,
+    /// Queries per request of a batched pass run at each setting before the
+    /// one-at-a-time pass (0: none; at most 1024, VEXFS_SEARCH_QUERIES_MAX):
+    /// VexFS one FILTERED_SEARCH ioctl without a filter per request, faiss
+    /// one search call, HTTP one POST …/points/query/batch (vexfs-serve takes
+    /// at most 100). Reported as q/s, recall and latency per request.
+    #[arg(long, default_value_t = 100)]
+    search_batch: usize,
+    /// Also faiss-cpu from PyPI in Python (in-process, one OpenMP thread) on
+    /// the same vectors, queries, index and passes, run by
+    /// bench/faiss-cpu/peer.py with target/faiss-cpu-venv's Python (made by
+    /// scripts/faiss-cpu-setup; VEXFS_FAISS_CPU_PYTHON names another); prints
+    /// its rows and VexFS ÷ faiss-cpu q/s per setting.
+    #[arg(long)]
+    compare_faiss_cpu: bool,
+    /// With --compare-faiss-cpu: the SIMD level faiss-cpu runs at, passed as
+    /// FAISS_SIMD_LEVEL (NONE, AVX2, AVX512, AVX512_VPOPCNT, AVX512_SPR), e.g.
+    /// AVX2 on an AVX-512 host to measure it as a host without AVX-512 runs
+    /// it; default: the best this CPU has.
+    #[arg(long, requires = "compare_faiss_cpu")]
+    faiss_cpu_simd_level: Option<String>,
 }
 
 impl Args {
@@ -196,6 +216,10 @@ impl Args {
                 (None, true) => Some(HttpTarget::Start),
                 (None, false) => None,
             },
+            search_batch: self.search_batch,
+            faiss_cpu: self.compare_faiss_cpu.then(|| FaissCpuOptions {
+                simd_level: self.faiss_cpu_simd_level.clone(),
+            }),
         })
     }
 }
@@ -228,21 +252,26 @@ pub fn command(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Recall@k against QPS, one point per setting, for each system.
+/// Recall@k against QPS one query at a time, one point per setting, for each system.
 fn plot(report: &SearchRun, stem: &Path) -> Result<Vec<PathBuf>> {
     let http = report.http.as_ref().map(|h| &h.result);
-    let series: Vec<Series> = [Some(&report.vexfs), http, Some(&report.faiss)]
+    let points = |settings: &[SearchStats]| -> Vec<(f64, f64)> {
+        settings.iter().map(|s| (s.recall_at_k, s.qps)).collect()
+    };
+    let mut series: Vec<Series> = [Some(&report.vexfs), http, Some(&report.faiss)]
         .into_iter()
         .flatten()
         .map(|system| Series {
             name: system.name.to_string(),
-            points: system
-                .settings
-                .iter()
-                .map(|s| (s.recall_at_k, s.qps))
-                .collect(),
+            points: points(&system.settings),
         })
         .collect();
+    if let Some(faiss_cpu) = &report.faiss_cpu {
+        series.push(Series {
+            name: faiss_cpu.name.clone(),
+            points: points(&faiss_cpu.settings),
+        });
+    }
     let title = format!(
         "{} × {}, index {}, k = {}: recall against queries per second",
         report.count, report.dims, report.index, report.k

@@ -3,84 +3,13 @@
 //! published figures and the peers measured separately (BRIEF.md), each
 //! labelled as what it is.
 
-use serde::Serialize;
+mod batched;
 
+use super::faiss_cpu::render_faiss_cpu;
 use super::http::render_http;
+use super::published::{ORIGINAL_PUBLISHED, PEERS};
 use super::{FilteredReport, FilteredStats, SearchRun, SearchStats, SystemResult};
-
-/// A figure the original VexFS project published (its reports, as BRIEF.md
-/// quotes them): never measured here.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct PublishedFigure {
-    pub system: &'static str,
-    pub inserts_per_s: Option<f64>,
-    pub queries_per_s: f64,
-    pub recall_at_10: Option<f64>,
-    pub conditions: &'static str,
-}
-
-pub const ORIGINAL_PUBLISHED: &[PublishedFigure] = &[
-    PublishedFigure {
-        system: "original VexFS, through its FUSE layer",
-        inserts_per_s: None,
-        queries_per_s: 0.63,
-        recall_at_10: Some(0.20),
-        conditions: "10,000 × 1536, its clustered synthetic data, k = 10",
-    },
-    PublishedFigure {
-        system: "ChromaDB (the original's competitor run)",
-        inserts_per_s: Some(948.0),
-        queries_per_s: 249.0,
-        recall_at_10: None,
-        conditions: "10,000 × 1536, the same data, cosine, k = 10",
-    },
-    PublishedFigure {
-        system: "Qdrant (the original's competitor run)",
-        inserts_per_s: Some(787.0),
-        queries_per_s: 157.0,
-        recall_at_10: None,
-        conditions: "10,000 × 1536, the same data, cosine, k = 10",
-    },
-];
-
-/// A peer's figures from BRIEF.md ("Peers and the numbers to beat"):
-/// measured on this machine, separately, never in this run.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct PeerFigure {
-    pub system: &'static str,
-    /// 10,000 × 1536, the original benchmark's data, fresh queries, cosine, k = 10.
-    pub original_10k_1536: &'static str,
-    /// 20,000 × 384 real sentence embeddings, cosine, k = 10.
-    pub sentences_20k_384: &'static str,
-}
-
-pub const PEERS: &[PeerFigure] = &[
-    PeerFigure {
-        system: "faiss exact (1 thread)",
-        original_10k_1536: "537 q/s, recall 1.0",
-        sentences_20k_384: "1,495 q/s, recall 1.0",
-    },
-    PeerFigure {
-        system: "faiss HNSW32 in-process",
-        original_10k_1536: "efSearch 128: 1,044 q/s at 0.88",
-        sentences_20k_384: "efSearch 64: 5,373 q/s at 0.991",
-    },
-    PeerFigure {
-        system: "Qdrant's engine, embedded",
-        original_10k_1536: "insert 18,163/s; 1,910 q/s at 0.82",
-        sentences_20k_384: "insert 64,679/s; 3,056 q/s at 0.993",
-    },
-    PeerFigure {
-        system: "ChromaDB 1.5, embedded / HTTP",
-        original_10k_1536: "insert 1,710/s; 591 / 337 q/s at 0.81",
-        sentences_20k_384: "insert 2,946/s; 809 / 499 q/s at 0.991",
-    },
-    PeerFigure {
-        system: "LanceDB 0.40 (IVF_PQ + refine)",
-        original_10k_1536: "120 q/s at 0.40",
-        sentences_20k_384: "109 q/s at 0.97",
-    },
-];
+use batched::render_batched;
 
 const LABEL_WIDTH: usize = 24;
 const SETTING_WIDTH: usize = 16;
@@ -113,23 +42,28 @@ fn search_cells(search: &SearchStats) -> String {
 }
 
 fn setting_label(stats: &SearchStats) -> &str {
-    if stats.search_params.is_empty() {
-        "(default)"
-    } else {
-        &stats.search_params
-    }
+    setting_label_of(&stats.search_params)
 }
 
 /// The report a person reads: what ran, insert, each setting, the context.
 pub fn render_table(run: &SearchRun) -> String {
     let mut out = String::new();
+    let passes = if run.search_batch > 0 {
+        format!(
+            "per setting every query in requests of {}, then every query one at a time",
+            run.search_batch
+        )
+    } else {
+        "one query at a time".to_string()
+    };
     push_line(
         &mut out,
         &format!(
-            "search: {} × {} {}, {} queries, k = {}, {}, index {}, batches of {}; one client thread, one query at a time",
+            "search: {} × {} {}, {} queries, k = {}, {}, index {}, batches of {}; one client thread, {passes}",
             run.count, run.dims, run.dataset, run.queries, run.k, run.metric, run.index, run.batch
         ),
     );
+    push_line(&mut out, &format!("host: {}", run.host_cpu.describe()));
     push_line(&mut out, &format!("ground truth: {}", run.ground_truth));
     push_line(&mut out, "");
     push_line(
@@ -220,6 +154,14 @@ pub fn render_table(run: &SearchRun) -> String {
         let paths: Vec<String> = run.plot.iter().map(|p| p.display().to_string()).collect();
         push_line(&mut out, &format!("  plot: {}", paths.join(", ")));
     }
+    if run.search_batch > 0 {
+        push_line(&mut out, "");
+        out.push_str(&render_batched(run));
+    }
+    if let Some(faiss_cpu) = &run.faiss_cpu {
+        push_line(&mut out, "");
+        out.push_str(&render_faiss_cpu(faiss_cpu, run.k, run.search_batch));
+    }
     if let Some(http) = &run.http {
         push_line(&mut out, "");
         out.push_str(&render_http(run, http));
@@ -275,6 +217,15 @@ pub fn render_table(run: &SearchRun) -> String {
         "  (the original's data has near-tied neighbours: graph indexes land near 0.8 recall there; exact search is the honest answer on it)",
     );
     out
+}
+
+/// A setting as the tables name it: its parameters, or "(default)".
+pub(super) fn setting_label_of(params: &str) -> &str {
+    if params.is_empty() {
+        "(default)"
+    } else {
+        params
+    }
 }
 
 fn filtered_cells(stats: &FilteredStats) -> String {
@@ -396,7 +347,7 @@ mod tests {
     use super::*;
     use crate::datasets::Metric;
     use crate::latency::Percentiles;
-    use crate::search::InsertStats;
+    use crate::search::{BatchedStats, InsertStats};
 
     fn search(params: &str, qps: f64, recall_at_k: f64) -> SearchStats {
         SearchStats {
@@ -434,6 +385,29 @@ mod tests {
                 search("efSearch=32", qps * 2.0, 0.95),
                 search("efSearch=64", qps, 0.99),
             ],
+            batched: vec![
+                batched("efSearch=32", qps * 3.0, 0.95),
+                batched("efSearch=64", qps * 1.5, 0.99),
+            ],
+            batched_left_out: None,
+        }
+    }
+
+    fn batched(params: &str, qps: f64, recall_at_k: f64) -> BatchedStats {
+        BatchedStats {
+            search_params: params.into(),
+            queries_per_request: 100,
+            requests: 1,
+            queries: 100,
+            seconds: 100.0 / qps,
+            qps,
+            request_lat_us: Percentiles {
+                p50: 1e8 / qps,
+                ..Default::default()
+            },
+            k: 10,
+            recall_at_k,
+            short_answers: 0,
         }
     }
 
@@ -448,13 +422,16 @@ mod tests {
             k: 10,
             metric: Metric::Cosine,
             batch: 100,
+            search_batch: 100,
             index: "HNSW32".into(),
+            host_cpu: crate::search::HostCpu::parse("model name\t: AMD EPYC\nflags\t: avx2\n"),
             ground_truth: "computed here by brute force".into(),
             settings: vec!["efSearch=32".into(), "efSearch=64".into()],
             vexfs: system("VexFS (through FUSE)", 500.0),
             faiss: system("faiss in-process", 1000.0),
             filtered: None,
             http: None,
+            faiss_cpu: None,
             original_published: ORIGINAL_PUBLISHED,
             peers_measured_separately: PEERS,
             plot: Vec::new(),
@@ -472,6 +449,10 @@ mod tests {
             "insert 948/s, 249 q/s",
             "Qdrant",
             "0.63 q/s at 20 % recall@10",
+            "host: AMD EPYC (avx2 yes, avx512f no)",
+            "requests of 100, then every query one at a time",
+            "batched, 100 queries per request",
+            "latency per REQUEST",
         ] {
             assert!(table.contains(needle), "{needle} missing:\n{table}");
         }
@@ -480,6 +461,21 @@ mod tests {
             .find(|l| l.starts_with("efSearch=64"))
             .unwrap();
         assert!(row.trim_end().ends_with("0.50"), "{row}");
+        // The batched rows: one per system and setting, with the speedup
+        // over the same system one at a time.
+        let batched: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("efSearch=64") && l.contains("faiss in-process"))
+            .collect();
+        assert_eq!(batched.len(), 1, "{table}");
+        let cells: Vec<&str> = batched[0].split_whitespace().collect();
+        assert_eq!(cells[4], "1500.0", "{}", batched[0]);
+        assert_eq!(cells.last(), Some(&"1.50"), "{}", batched[0]);
+        assert!(
+            cells.contains(&"66666.7"),
+            "p50 per request: {}",
+            batched[0]
+        );
     }
 
     #[test]

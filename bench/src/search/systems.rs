@@ -28,6 +28,14 @@ pub trait VectorSystem {
     /// Nearest neighbours of `query` into `ids` (k = its length), best first;
     /// returns how many were found.
     fn search(&mut self, query: &[f32], ids: &mut [u64]) -> Result<usize>;
+    /// Most queries one [`search_batch`](Self::search_batch) request takes.
+    fn search_batch_max(&self) -> usize {
+        SEARCH_BATCH_MAX
+    }
+    /// Nearest neighbours of every query in `queries` (rows of the index's
+    /// dimensions) in one request: `k` places per query in `ids`, best
+    /// first, `u64::MAX` where no neighbour was found.
+    fn search_batch(&mut self, queries: &[f32], k: usize, ids: &mut [u64]) -> Result<()>;
     /// Search parameters as faiss's ParameterSpace names them (`efSearch=64`).
     fn set_search_params(&mut self, params: &str) -> Result<()>;
     /// After the first search: returns once the index that search asked
@@ -37,6 +45,10 @@ pub trait VectorSystem {
         Ok(())
     }
 }
+
+/// Queries one batched request may carry (`--search-batch`): what one
+/// FILTERED_SEARCH ioctl takes.
+pub const SEARCH_BATCH_MAX: usize = vexfs_uapi::limits::SEARCH_QUERIES_MAX as usize;
 
 /// Longest a background index build is waited for.
 pub const INDEX_BUILD_WAIT_MAX: Duration = Duration::from_secs(30 * 60);
@@ -143,6 +155,30 @@ impl VectorSystem for VexfsSystem {
         self.file
             .search(query, self.search_type, &mut self.distances, ids)
             .context("VEXFS_IOC_VECTOR_SEARCH")
+    }
+
+    /// One FILTERED_SEARCH without a filter, approximate like VECTOR_SEARCH.
+    fn search_batch(&mut self, queries: &[f32], k: usize, ids: &mut [u64]) -> Result<()> {
+        self.distances.resize(ids.len(), 0.0);
+        self.file
+            .filtered_search(
+                queries,
+                self.dims,
+                k,
+                self.search_type,
+                None,
+                false,
+                &mut self.distances,
+                ids,
+            )
+            .with_context(|| {
+                format!(
+                    "VEXFS_IOC_FILTERED_SEARCH of {} queries",
+                    ids.len() / k.max(1)
+                )
+            })?;
+        // VEXFS_NO_ID is u64::MAX already: unused places need no rewrite.
+        Ok(())
     }
 
     fn set_search_params(&mut self, params: &str) -> Result<()> {
@@ -355,6 +391,29 @@ impl VectorSystem for FaissSystem {
             }
         }
         Ok(found)
+    }
+
+    /// One faiss search of all the queries (normalised copies for cosine),
+    /// through the same wrapper as [`search`](VectorSystem::search).
+    fn search_batch(&mut self, queries: &[f32], k: usize, ids: &mut [u64]) -> Result<()> {
+        let count = queries.len() / self.dims;
+        if k == 0 || queries.len() != count * self.dims || ids.len() != count * k {
+            bail!(
+                "search_batch: {} values of {} dimensions, {} id places for k = {k}",
+                queries.len(),
+                self.dims,
+                ids.len()
+            );
+        }
+        let queries = Self::as_indexed(&mut self.scratch, self.normalize, self.dims, queries);
+        let result = self
+            .index
+            .search(queries, k)
+            .with_context(|| format!("faiss search of {count} queries"))?;
+        for (slot, label) in ids.iter_mut().zip(&result.labels) {
+            *slot = label.get().unwrap_or(u64::MAX);
+        }
+        Ok(())
     }
 
     fn set_search_params(&mut self, params: &str) -> Result<()> {

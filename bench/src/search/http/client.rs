@@ -1,16 +1,18 @@
 //! Qdrant's REST API as `vexfs-bench search --http` speaks it: one ureq
 //! agent (its connection kept alive between requests, TCP_NODELAY), the
-//! request bodies written into a reused buffer, the answers read for the
-//! few fields the benchmark needs; and [`HttpSystem`], the run's workload
-//! over that API, behind the same [`VectorSystem`] as the ioctl path.
+//! request bodies (body.rs) written into a reused buffer; and
+//! [`HttpSystem`], the run's workload over that API, behind the same
+//! [`VectorSystem`] as the ioctl path.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::ser::{Serialize, SerializeSeq, Serializer};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::body::{
+    collection_body, parse_batch_hits, parse_hits, quote, write_query, write_query_batch,
+    write_upsert, IndexState,
+};
 use crate::datasets::Metric;
 use crate::fs::check_interrupted;
 use crate::latency::{new_histogram, Percentiles};
@@ -21,10 +23,11 @@ use crate::search::systems::{VectorSystem, INDEX_BUILD_WAIT_MAX};
 pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Largest answer read (a query's answer is a few hundred bytes per point).
 const ANSWER_BYTES_MAX: u64 = 64 << 20;
-/// Characters of an unexpected answer quoted in an error.
-const QUOTE_CHARS_MAX: usize = 300;
 /// How often GET /collections/{name} is asked while the index builds.
 const INDEX_POLL: Duration = Duration::from_millis(50);
+/// Queries one `POST …/points/query/batch` may carry: vexfs-serve's
+/// `QUERIES_PER_BATCH_MAX` (server/src/routes/query.rs), which refuses more.
+pub const SERVE_QUERIES_PER_BATCH_MAX: usize = 100;
 
 /// `http://HOST:PORT[/PREFIX]` without trailing slashes; this build's
 /// client speaks plain HTTP only.
@@ -49,13 +52,6 @@ fn error_message(body: &[u8]) -> String {
         .ok()
         .and_then(|v| v["status"]["error"].as_str().map(str::to_string));
     parsed.unwrap_or_else(|| quote(body))
-}
-
-fn quote(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(QUOTE_CHARS_MAX)
-        .collect()
 }
 
 /// A blocking client of one server.
@@ -141,153 +137,16 @@ impl QdrantClient {
     }
 }
 
-/// Qdrant's distance for a metric.
-pub fn distance(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Cosine => "Cosine",
-        Metric::L2 => "Euclid",
-        Metric::Dot => "Dot",
-    }
-}
-
-/// `PUT /collections/{name}`: the run's dimensions, metric and index
-/// (HNSW links per node `hnsw_m`; 0: Flat, exact search).
-pub fn collection_body(dims: usize, metric: Metric, hnsw_m: u32) -> Value {
-    json!({
-        "vectors": {"size": dims, "distance": distance(metric)},
-        "hnsw_config": {"m": hnsw_m},
-    })
-}
-
-/// `rows` (row-major, `dims` each) as a JSON list of lists.
-struct Rows<'a> {
-    flat: &'a [f32],
-    dims: usize,
-}
-
-impl Serialize for Rows<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.flat.len() / self.dims))?;
-        for row in self.flat.chunks_exact(self.dims) {
-            seq.serialize_element(row)?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(serde::Serialize)]
-struct UpsertBatch<'a> {
-    ids: &'a [u64],
-    vectors: Rows<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct UpsertBody<'a> {
-    batch: UpsertBatch<'a>,
-}
-
-/// `PUT …/points`: `{"batch": {"ids": [...], "vectors": [[...], ...]}}`.
-pub fn write_upsert(out: &mut Vec<u8>, ids: &[u64], vectors: &[f32], dims: usize) -> Result<()> {
-    if dims == 0 || vectors.len() != ids.len() * dims {
-        bail!("{} floats for {} ids of {dims}", vectors.len(), ids.len());
-    }
-    out.clear();
-    let body = UpsertBody {
-        batch: UpsertBatch {
-            ids,
-            vectors: Rows {
-                flat: vectors,
-                dims,
-            },
-        },
-    };
-    serde_json::to_writer(out, &body).context("writing the upsert body")
-}
-
-#[derive(serde::Serialize)]
-struct QueryBody<'a> {
-    query: &'a [f32],
-    limit: usize,
-}
-
-/// `POST …/points/query`: `{"query": [...], "limit": k}` (no payloads, no vectors).
-pub fn write_query(out: &mut Vec<u8>, query: &[f32], limit: usize) -> Result<()> {
-    out.clear();
-    serde_json::to_writer(out, &QueryBody { query, limit }).context("writing the query body")
-}
-
-#[derive(Deserialize)]
-struct Hit {
-    id: u64,
-}
-
-#[derive(Deserialize)]
-struct Hits {
-    points: Vec<Hit>,
-}
-
-#[derive(Deserialize)]
-struct QueryAnswer {
-    result: Hits,
-}
-
-/// The ids of a query's answer into `ids`, best first; how many.
-pub fn parse_hits(answer: &[u8], ids: &mut [u64]) -> Result<usize> {
-    let parsed: QueryAnswer = serde_json::from_slice(answer).with_context(|| {
-        format!(
-            "a query answer without result.points[].id: {}",
-            quote(answer)
-        )
-    })?;
-    let points = parsed.result.points;
-    if points.len() > ids.len() {
-        bail!("a query for {} points answered {}", ids.len(), points.len());
-    }
-    for (slot, hit) in ids.iter_mut().zip(&points) {
-        *slot = hit.id;
-    }
-    Ok(points.len())
-}
-
-/// What `GET /collections/{name}` says of the index.
-#[derive(Debug, PartialEq)]
-pub struct IndexState {
-    pub points: u64,
-    pub indexed: u64,
-    /// "green": no build running.
-    pub status: String,
-}
-
-impl IndexState {
-    pub fn parse(answer: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(answer)
-            .with_context(|| format!("collection info is not JSON: {}", quote(answer)))?;
-        let result = &value["result"];
-        let count = |key: &str| {
-            result[key]
-                .as_u64()
-                .with_context(|| format!("collection info without result.{key}: {}", quote(answer)))
-        };
-        Ok(IndexState {
-            points: count("points_count")?,
-            indexed: count("indexed_vectors_count")?,
-            status: result["status"].as_str().unwrap_or_default().to_string(),
-        })
-    }
-
-    pub fn is_built(&self) -> bool {
-        self.indexed == self.points && self.status == "green"
-    }
-}
-
 /// One collection on the server, driven as the ioctl path drives its file:
 /// upsert batches (`wait=false`: answered once the filesystem has made the
-/// change) and one `wait=true` (fsync) at the end, then queries one at a time.
+/// change) and one `wait=true` (fsync) at the end, then queries in batches
+/// (`points/query/batch`) and one at a time.
 pub struct HttpSystem {
     client: QdrantClient,
     collection: String,
     upsert_url: String,
     query_url: String,
+    query_batch_url: String,
     dims: usize,
     /// The search parameters every query runs with: the server's (its API cannot change them).
     search_params: String,
@@ -313,6 +172,7 @@ impl HttpSystem {
         Ok(HttpSystem {
             upsert_url: client.url(&format!("{path}/points")),
             query_url: client.url(&format!("{path}/points/query")),
+            query_batch_url: client.url(&format!("{path}/points/query/batch")),
             client,
             collection: collection.to_string(),
             dims,
@@ -394,6 +254,18 @@ impl VectorSystem for HttpSystem {
         parse_hits(&answer, ids)
     }
 
+    fn search_batch_max(&self) -> usize {
+        SERVE_QUERIES_PER_BATCH_MAX
+    }
+
+    fn search_batch(&mut self, queries: &[f32], k: usize, ids: &mut [u64]) -> Result<()> {
+        write_query_batch(&mut self.body, queries, self.dims, k)?;
+        let answer = self
+            .client
+            .ok("POST", &self.query_batch_url, Some(&self.body))?;
+        parse_batch_hits(&answer, k, ids)
+    }
+
     fn set_search_params(&mut self, params: &str) -> Result<()> {
         if params != self.search_params {
             bail!(
@@ -439,6 +311,7 @@ impl VectorSystem for HttpSystem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::http::body::QUOTE_CHARS_MAX;
 
     #[test]
     fn base_urls_are_plain_http_without_a_trailing_slash() {
@@ -457,67 +330,6 @@ mod tests {
         assert!(parse_base_url("127.0.0.1:6333").is_err());
         assert!(parse_base_url("http://").is_err());
         assert!(parse_base_url("http:///x").is_err());
-    }
-
-    #[test]
-    fn the_collection_has_the_runs_dims_metric_and_index() {
-        assert_eq!(
-            collection_body(384, Metric::Cosine, 32),
-            json!({"vectors": {"size": 384, "distance": "Cosine"}, "hnsw_config": {"m": 32}})
-        );
-        assert_eq!(
-            collection_body(8, Metric::L2, 0)["vectors"]["distance"],
-            "Euclid"
-        );
-        assert_eq!(distance(Metric::Dot), "Dot");
-    }
-
-    #[test]
-    fn upserts_carry_ids_and_rows_and_floats_round_trip() {
-        let mut body = Vec::new();
-        let rows = [0.1f32, -2.5, 1e-7, f32::MAX, 3.0, 1.0 / 3.0];
-        write_upsert(&mut body, &[7, 9], &rows[..4], 2).unwrap();
-        let value: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value["batch"]["ids"], json!([7, 9]));
-        let vectors = value["batch"]["vectors"].as_array().unwrap();
-        assert_eq!(vectors.len(), 2);
-        let back: Vec<f32> = vectors
-            .iter()
-            .flat_map(|row| row.as_array().unwrap().iter())
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        assert_eq!(back, rows[..4]);
-        assert!(write_upsert(&mut body, &[1], &rows, 2).is_err());
-        // The buffer is reused, not appended to.
-        write_query(&mut body, &rows[4..], 10).unwrap();
-        let value: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(value["limit"], 10);
-        assert_eq!(value["query"].as_array().unwrap().len(), 2);
-        assert_eq!(value["query"][1].as_f64().unwrap() as f32, 1.0 / 3.0);
-    }
-
-    #[test]
-    fn hits_are_read_best_first_and_bounded() {
-        let answer = br#"{"result":{"points":[{"id":5,"version":0,"score":0.9,"payload":null,"vector":null},{"id":2,"score":0.8}]},"status":"ok","time":0.001}"#;
-        let mut ids = [u64::MAX; 3];
-        assert_eq!(parse_hits(answer, &mut ids).unwrap(), 2);
-        assert_eq!(ids[..2], [5, 2]);
-        let mut one = [0u64; 1];
-        assert!(parse_hits(answer, &mut one).is_err());
-        assert!(parse_hits(br#"{"result":[]}"#, &mut ids).is_err());
-        assert!(parse_hits(br#"{"result":{"points":[{"id":"6a1c"}]}}"#, &mut ids).is_err());
-    }
-
-    #[test]
-    fn the_index_is_built_when_it_covers_every_point_and_nothing_builds() {
-        let info = |status: &str, indexed: u64| {
-            let body = json!({"result": {"status": status, "points_count": 20, "indexed_vectors_count": indexed}});
-            IndexState::parse(&serde_json::to_vec(&body).unwrap()).unwrap()
-        };
-        assert!(info("green", 20).is_built());
-        assert!(!info("yellow", 20).is_built());
-        assert!(!info("green", 0).is_built());
-        assert!(IndexState::parse(br#"{"result":{"status":"green"}}"#).is_err());
     }
 
     #[test]
