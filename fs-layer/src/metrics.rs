@@ -65,6 +65,11 @@ pub struct Counters {
     /// Commits at most 2^i µs long, not cumulative (made so when rendered).
     commit_us: [AtomicU64; COMMIT_BUCKETS + 1],
     journal_blocks: AtomicU64,
+    /// Search requests served, the queries they carried, and the
+    /// nanoseconds spent serving them inside the daemon.
+    searches: AtomicU64,
+    search_queries: AtomicU64,
+    search_ns_sum: AtomicU64,
 }
 
 impl Default for Counters {
@@ -75,6 +80,9 @@ impl Default for Counters {
             commit_us_sum: AtomicU64::new(0),
             commit_us: std::array::from_fn(|_| AtomicU64::new(0)),
             journal_blocks: AtomicU64::new(0),
+            searches: AtomicU64::new(0),
+            search_queries: AtomicU64::new(0),
+            search_ns_sum: AtomicU64::new(0),
         }
     }
 }
@@ -108,6 +116,18 @@ impl Counters {
         self.commit_us[bucket].fetch_add(1, Ordering::Relaxed);
         self.journal_blocks
             .fetch_add(journal_blocks, Ordering::Relaxed);
+    }
+
+    /// A search request of `queries` queries served in `service` (from
+    /// the ioctl handler's start to the answer written into the caller;
+    /// FUSE's transport to and from the daemon is not in it).
+    pub fn search(&self, queries: u64, service: Duration) {
+        self.searches.fetch_add(1, Ordering::Relaxed);
+        self.search_queries.fetch_add(queries, Ordering::Relaxed);
+        self.search_ns_sum.fetch_add(
+            u64::try_from(service.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Prometheus text exposition format.
@@ -158,6 +178,21 @@ impl Counters {
         );
         let _ = writeln!(
             out,
+            "# HELP vexfs_search_requests_total Search ioctls served (VECTOR_SEARCH, FILTERED_SEARCH).\n# TYPE vexfs_search_requests_total counter\nvexfs_search_requests_total {}",
+            load(&self.searches)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vexfs_search_queries_total Queries those requests carried.\n# TYPE vexfs_search_queries_total counter\nvexfs_search_queries_total {}",
+            load(&self.search_queries)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vexfs_search_service_seconds_total Time the daemon spent serving them, without FUSE's transport.\n# TYPE vexfs_search_service_seconds_total counter\nvexfs_search_service_seconds_total {}",
+            load(&self.search_ns_sum) as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
             "# HELP vexfs_metadata_cache_hits_total Metadata block reads the cache answered.\n# TYPE vexfs_metadata_cache_hits_total counter\nvexfs_metadata_cache_hits_total {}",
             cache.hits
         );
@@ -187,6 +222,8 @@ mod tests {
         c.request(Op::Ioctl);
         c.commit(Duration::from_micros(300), 7);
         c.commit(Duration::from_micros(5), 3);
+        c.search(1, Duration::from_micros(60));
+        c.search(100, Duration::from_micros(440));
         let text = c.render(&CacheFigures {
             hits: 10,
             misses: 2,
@@ -202,6 +239,9 @@ mod tests {
         assert!(text.contains("vexfs_commit_seconds_bucket{le=\"0.000512\"} 2\n"));
         assert!(text.contains("vexfs_commit_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("vexfs_journal_blocks_total 10\n"));
+        assert!(text.contains("vexfs_search_requests_total 2\n"));
+        assert!(text.contains("vexfs_search_queries_total 101\n"));
+        assert!(text.contains("vexfs_search_service_seconds_total 0.0005\n"));
         assert!(text.contains("vexfs_metadata_cache_misses_total 2\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();

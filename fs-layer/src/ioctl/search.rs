@@ -4,6 +4,8 @@
 //! answer every query of the request in one call, and writes the values and
 //! ids back with one `process_vm_writev`: nothing is allocated per query.
 
+use std::time::Instant;
+
 use vexfs_uapi::*;
 
 use super::{fixed, read_filter, refusal, Caller, Outcome, ReplyBytes};
@@ -20,6 +22,7 @@ pub(super) fn vector_search(
     interrupt: &Interrupt,
     in_data: &[u8],
 ) -> Result<Outcome> {
+    let started = Instant::now();
     let mut request = VexfsVectorSearchRequest::from_bytes(&fixed(in_data)?);
     limits::check_search(&request).map_err(refusal)?;
     // Not a vector file: EINVAL before any caller memory is read.
@@ -60,6 +63,7 @@ pub(super) fn vector_search(
         Ok(found)
     })?;
     request.result_count = found as u32;
+    fs.metrics.search(1, started.elapsed());
     Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
 }
 
@@ -72,6 +76,7 @@ pub(super) fn filtered_search(
     interrupt: &Interrupt,
     in_data: &[u8],
 ) -> Result<Outcome> {
+    let started = Instant::now();
     let mut request = VexfsFilteredSearchRequest::from_bytes(&fixed(in_data)?);
     limits::check_filtered_search(&request).map_err(refusal)?;
     let file = fs.searched_file(ino)?;
@@ -117,5 +122,6 @@ pub(super) fn filtered_search(
         Ok(most)
     })?;
     request.result_count = most as u32;
+    fs.metrics.search(queries as u64, started.elapsed());
     Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
 }
