@@ -662,3 +662,50 @@ fn the_daemons_counters_are_read_through_a_directory_attribute() {
     );
     m.unmount();
 }
+
+/// Search requests count themselves, their queries and the daemon's time
+/// serving them in the daemon's metrics.
+#[test]
+fn searches_are_counted_in_the_daemons_metrics() {
+    if !fuse_available("searches_are_counted_in_the_daemons_metrics") {
+        return;
+    }
+    let image = Image::new("search-metrics", "64M");
+    let m = Mounted::new(&image, &[]).unwrap();
+    let path = m.path("v");
+    let f = common::client::open_rw(&path);
+    common::client::set_meta(&f, 16, 0).unwrap();
+    let rows = common::client::rows(5, 1_000, 16);
+    common::client::insert(&f, 16, &rows, None, 0).unwrap();
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let before = common::client::xattr_get(&m.dir, "user.vexfs.metrics").unwrap();
+    for i in 0..20 {
+        common::client::search(
+            &f,
+            &rows[i * 16..(i + 1) * 16],
+            10,
+            vexfs_uapi::VEXFS_SEARCH_COSINE,
+        )
+        .unwrap();
+    }
+    let after = common::client::xattr_get(&m.dir, "user.vexfs.metrics").unwrap();
+    for (name, moved) in [
+        ("vexfs_search_requests_total ", 20.0),
+        ("vexfs_search_queries_total ", 20.0),
+    ] {
+        assert_eq!(
+            metric(&after, name) - metric(&before, name),
+            moved,
+            "{name}"
+        );
+    }
+    let served = metric(&after, "vexfs_search_service_seconds_total ")
+        - metric(&before, "vexfs_search_service_seconds_total ");
+    assert!(served > 0.0 && served < 20.0, "{served} s");
+    drop(f);
+    m.unmount();
+}
