@@ -194,22 +194,17 @@ fn a_search_through_kept_buffers_allocates_nothing() {
                     with_scratch(|scratch| {
                         scratch.queries.clear();
                         scratch.queries.extend_from_slice(&queries[..batch * d]);
-                        let queries = std::mem::take(&mut scratch.queries);
-                        let (mut answers, index_scratch) = scratch.answers(batch, 10);
-                        fs.search_into(
-                            &file,
-                            ino,
-                            &queries,
-                            10,
-                            search_type,
-                            &Among::default(),
-                            &interrupt,
-                            &mut answers,
-                            index_scratch,
-                        )
-                        .unwrap();
-                        assert_eq!(answers.most(), 10);
-                        scratch.queries = queries;
+                        let most = fs
+                            .search_scratch(
+                                (&file, ino),
+                                scratch,
+                                batch,
+                                (10, search_type),
+                                &Among::default(),
+                                &interrupt,
+                            )
+                            .unwrap();
+                        assert_eq!(most, 10);
                     })
                 };
                 // The first searches build the index and size the buffers.

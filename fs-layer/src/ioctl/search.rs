@@ -4,6 +4,7 @@
 //! answer every query of the request in one call, and writes the values and
 //! ids back with one `process_vm_writev`: nothing is allocated per query.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use vexfs_uapi::*;
@@ -12,7 +13,8 @@ use super::{fixed, read_filter, refusal, Caller, Outcome, ReplyBytes};
 use crate::error::Result;
 use crate::fs::Fs;
 use crate::interrupt::Interrupt;
-use crate::vectors::{with_scratch, Among};
+use crate::locks::RwLock;
+use crate::vectors::{with_scratch, Among, VectorFile};
 
 /// VECTOR_SEARCH: one query, its `result_count` best (value, id) pairs.
 pub(super) fn vector_search(
@@ -31,37 +33,24 @@ pub(super) fn vector_search(
         u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2,
         interrupt,
     )?;
-    let k = request.k as usize;
-    let found = with_scratch(|scratch| -> Result<usize> {
-        caller.read_f32s_into(
-            "query_vector",
-            request.query_vector_addr,
-            request.dimensions as usize,
-            &mut scratch.queries,
-        )?;
-        let queries = std::mem::take(&mut scratch.queries);
-        let (mut answers, index_scratch) = scratch.answers(1, k);
-        let searched = fs.search_into(
-            &file,
-            ino,
-            &queries,
-            request.k,
-            request.search_type,
-            &Among::default(),
-            interrupt,
-            &mut answers,
-            index_scratch,
-        );
-        let found = answers.most();
-        scratch.queries = queries;
-        searched?;
-        // The original ABI: only the places that hold a result are written.
-        caller.write_answers(
-            ("results", request.results_addr, &scratch.values[..found]),
-            ("result_ids", request.result_ids_addr, &scratch.ids[..found]),
-        )?;
-        Ok(found)
-    })?;
+    let found = answer(
+        fs,
+        caller,
+        (&file, ino),
+        &Asked {
+            query_addr: request.query_vector_addr,
+            query_count: 1,
+            dimensions: request.dimensions,
+            k: request.k,
+            search_type: request.search_type,
+            results_addr: request.results_addr,
+            result_ids_addr: request.result_ids_addr,
+            // The original ABI: only the places that hold a result are written.
+            every_place: false,
+        },
+        &Among::default(),
+        interrupt,
+    )?;
     request.result_count = found as u32;
     fs.metrics.search(1, started.elapsed());
     Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
@@ -80,10 +69,9 @@ pub(super) fn filtered_search(
     let mut request = VexfsFilteredSearchRequest::from_bytes(&fixed(in_data)?);
     limits::check_filtered_search(&request).map_err(refusal)?;
     let file = fs.searched_file(ino)?;
-    let queries = request.query_count as usize;
-    let k = request.k as usize;
+    let queries = u64::from(request.query_count);
     let _memory = fs.request_memory.take(
-        queries as u64 * (u64::from(request.dimensions) * 4 + k as u64 * (4 + 8) * 2)
+        queries * (u64::from(request.dimensions) * 4 + u64::from(request.k) * (4 + 8) * 2)
             + u64::from(request.filter_bytes),
         interrupt,
     )?;
@@ -92,36 +80,76 @@ pub(super) fn filtered_search(
         filter: filter.as_ref().filter(|f| !f.is_empty()),
         exact: request.flags & VEXFS_SEARCH_EXACT != 0,
     };
-    let most = with_scratch(|scratch| -> Result<usize> {
+    let most = answer(
+        fs,
+        caller,
+        (&file, ino),
+        &Asked {
+            query_addr: request.query_vector_addr,
+            query_count: request.query_count as usize,
+            dimensions: request.dimensions,
+            k: request.k,
+            search_type: request.search_type,
+            results_addr: request.results_addr,
+            result_ids_addr: request.result_ids_addr,
+            every_place: true,
+        },
+        &among,
+        interrupt,
+    )?;
+    request.result_count = most as u32;
+    fs.metrics.search(queries, started.elapsed());
+    Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
+}
+
+/// A search request's fields, whichever struct carried them (checked).
+struct Asked {
+    query_addr: u64,
+    query_count: usize,
+    dimensions: u32,
+    k: u32,
+    search_type: u32,
+    results_addr: u64,
+    result_ids_addr: u64,
+    /// Write all `k` places of every query, or only the first query's
+    /// places that hold a result.
+    every_place: bool,
+}
+
+/// Reads the queries into this worker's buffers, searches, writes the
+/// answers back; returns the most results any query got.
+fn answer(
+    fs: &Fs,
+    caller: &Caller,
+    (file, ino): (&Arc<RwLock<VectorFile>>, u64),
+    asked: &Asked,
+    among: &Among<'_>,
+    interrupt: &Interrupt,
+) -> Result<usize> {
+    with_scratch(|scratch| {
         caller.read_f32s_into(
             "query_vector",
-            request.query_vector_addr,
-            queries * request.dimensions as usize,
+            asked.query_addr,
+            asked.query_count * asked.dimensions as usize,
             &mut scratch.queries,
         )?;
-        let rows = std::mem::take(&mut scratch.queries);
-        let (mut answers, index_scratch) = scratch.answers(queries, k);
-        let searched = fs.search_into(
-            &file,
-            ino,
-            &rows,
-            request.k,
-            request.search_type,
-            &among,
+        let most = fs.search_scratch(
+            (file, ino),
+            scratch,
+            asked.query_count,
+            (asked.k, asked.search_type),
+            among,
             interrupt,
-            &mut answers,
-            index_scratch,
-        );
-        let most = answers.most();
-        scratch.queries = rows;
-        searched?;
+        )?;
+        let places = if asked.every_place {
+            scratch.ids.len()
+        } else {
+            most
+        };
         caller.write_answers(
-            ("results", request.results_addr, &scratch.values),
-            ("result_ids", request.result_ids_addr, &scratch.ids),
+            ("results", asked.results_addr, &scratch.values[..places]),
+            ("result_ids", asked.result_ids_addr, &scratch.ids[..places]),
         )?;
         Ok(most)
-    })?;
-    request.result_count = most as u32;
-    fs.metrics.search(queries as u64, started.elapsed());
-    Ok(Outcome::unchanged(ReplyBytes::of(request.to_bytes())))
+    })
 }

@@ -129,6 +129,37 @@ impl Fs {
             .collect())
     }
 
+    /// [`search_into`](Self::search_into) for the `count` queries in
+    /// `scratch.queries`, answered into `scratch.ids` / `scratch.values`
+    /// (`k` places per query, unused ones VEXFS_NO_ID and NaN); returns
+    /// the most results any query got.
+    pub fn search_scratch(
+        &self,
+        (file, ino): (&Arc<RwLock<VectorFile>>, u64),
+        scratch: &mut Scratch,
+        count: usize,
+        (k, search_type): (u32, u32),
+        among: &Among<'_>,
+        interrupt: &Interrupt,
+    ) -> Result<usize> {
+        let queries = std::mem::take(&mut scratch.queries);
+        let (mut answers, index_scratch) = scratch.answers(count, k as usize);
+        let searched = self.search_into(
+            file,
+            ino,
+            &queries,
+            k,
+            search_type,
+            among,
+            interrupt,
+            &mut answers,
+            index_scratch,
+        );
+        let most = answers.most();
+        scratch.queries = queries;
+        searched.map(|()| most)
+    }
+
     /// The vector file `ino` in memory, for [`search_into`](Self::search_into):
     /// EINVAL when it is not a vector file.
     pub fn searched_file(&self, ino: u64) -> Result<Arc<RwLock<VectorFile>>> {
