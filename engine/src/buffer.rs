@@ -5,7 +5,9 @@ use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
-use crate::queue::QUEUE_BUFFERS_MAX;
+
+/// Most registered buffers one queue may own (buffer indexes are u16).
+pub const QUEUE_BUFFERS_MAX: usize = 4096;
 
 /// Alignment of every [`AlignedBuf`]: a page, which satisfies any
 /// `dio_mem_align` a Linux device reports.

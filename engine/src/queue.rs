@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{squeue, IoUring};
 
+pub use crate::buffer::QUEUE_BUFFERS_MAX;
 use crate::buffer::{BufferPool, NO_BUFFER};
 use crate::device::Geometry;
 use crate::error::{Error, Result};
@@ -18,8 +19,6 @@ use crate::sqe::{self, BackingFd};
 
 /// Deepest queue one ring may have.
 pub const QUEUE_DEPTH_MAX: u32 = 4096;
-/// Most registered buffers one queue may own (buffer indexes are u16).
-pub const QUEUE_BUFFERS_MAX: usize = 4096;
 /// Largest single transfer one slot carries (the SQE length is 32 bits).
 pub const SLOT_BYTES_MAX: usize = 1 << 30;
 /// Times one I/O is resubmitted after `EAGAIN` before it fails.
