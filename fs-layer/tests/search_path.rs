@@ -230,3 +230,34 @@ fn a_search_through_kept_buffers_allocates_nothing() {
         }
     }
 }
+
+/// A request's queries are rows of the dimensions the request declares;
+/// when the file's dimensions differ (another thread changed them since
+/// the request was checked), the search is refused with EINVAL, even when
+/// the request's rows happen to cut into whole rows of the file's.
+#[test]
+fn queries_of_other_dimensions_are_refused_not_cut_into_rows() {
+    let image = Image::new("search-dimensions", "64M");
+    let (fs, ino) = vector_file(&image, 500, "Flat");
+    let file = fs.searched_file(ino).unwrap();
+    // One query of twice the file's dimensions: two of the file's rows long.
+    let error = with_scratch(|scratch| {
+        scratch.queries.clear();
+        scratch
+            .queries
+            .extend(std::iter::repeat_n(0.5, 2 * DIMENSIONS as usize));
+        fs.search_scratch(
+            (&file, ino),
+            scratch,
+            1,
+            (10, VEXFS_SEARCH_EUCLIDEAN),
+            &Among::default(),
+            &Interrupt::never(),
+        )
+        .unwrap_err()
+    });
+    assert_eq!(error.errno(), libc::EINVAL, "{error}");
+    assert!(error.to_string().contains("dimensions"), "{error}");
+    drop(file);
+    fs.unmount().unwrap();
+}

@@ -106,7 +106,7 @@ impl Fs {
         self.search_into(
             &file,
             ino,
-            queries,
+            (queries, count),
             k,
             search_type,
             among,
@@ -147,7 +147,7 @@ impl Fs {
         let searched = self.search_into(
             file,
             ino,
-            &queries,
+            (&queries, count),
             k,
             search_type,
             among,
@@ -167,7 +167,8 @@ impl Fs {
     }
 
     /// Searches `file` (`ino`) for the `k` best (id, value) pairs of each
-    /// query in `queries` (rows of the file's dimensions), best first,
+    /// of the `count` queries in `queries` (EINVAL unless they are rows of
+    /// the file's dimensions), best first,
     /// among the vectors `among` selects, into `answers` (whose places
     /// start unused). An index answers all the queries in one faiss call
     /// when one serves the metric and, with a filter, its matches are not
@@ -181,7 +182,7 @@ impl Fs {
         &self,
         file: &Arc<RwLock<VectorFile>>,
         ino: u64,
-        queries: &[f32],
+        (queries, count): (&[f32], usize),
         k: u32,
         search_type: u32,
         among: &Among<'_>,
@@ -193,10 +194,18 @@ impl Fs {
         loop {
             let guard = read_lock(file);
             // Checked under the lock that the search holds: a relayout may
-            // change the dimensions, a truncate empty the file, between requests.
+            // change the dimensions, a truncate empty the file, between
+            // requests. The request's rows are `count` queries of its own
+            // dimensions, never cut into rows of the file's.
             let d = guard.meta.dimensions as usize;
+            if d == 0 || queries.len() != count * d {
+                return Err(einval(format!(
+                    "dimensions: {} per query does not match the file's {d}",
+                    queries.len() / count.max(1)
+                )));
+            }
             let mut any = false;
-            for query in queries.chunks(d.max(1)) {
+            for query in queries.chunks(d) {
                 any |= guard.answers(query)?;
             }
             if !any {
