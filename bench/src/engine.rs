@@ -184,8 +184,14 @@ pub fn prepare_file(path: &Path, size: Option<u64>, progress: &mut dyn FnMut(&st
     drop(file);
     let device = UringDevice::open(path, UringOptions::default())?;
     let block = u64::from(device.geometry().logical_block_bytes);
-    let start = current - current % block;
     let end = size - size % block;
+    write_random_data(&device, current - current % block, end)?;
+    Ok(end)
+}
+
+/// Writes pseudo-random data over `[start, end)` of `device`, in batches
+/// of 1 MiB writes, then flushes: what makes a region hold data.
+fn write_random_data(device: &dyn BlockDevice, start: u64, end: u64) -> Result<()> {
     const CHUNK: usize = 1 << 20;
     const CHUNKS_PER_BATCH: usize = 8;
     let mut data = vec![0u8; CHUNK * CHUNKS_PER_BATCH];
@@ -207,7 +213,45 @@ pub fn prepare_file(path: &Path, size: Option<u64>, progress: &mut dyn FnMut(&st
         offset += batch_bytes as u64;
     }
     device.flush()?;
-    Ok(end)
+    Ok(())
+}
+
+/// Makes sure the first `region_bytes` of the RBD image `device` hold
+/// data before reads are measured there. A read of an object never
+/// written measures no OSD: a client holding the image's lock and object
+/// map (fio's rbd engine, any writer) answers it with zeros in memory, a
+/// read-only open asks the OSD, which has nothing to read; on a sparse
+/// region the two are not comparable and neither is the cluster. With
+/// `destructive` the region is written (pseudo-random data) when any of
+/// its objects is missing; without, that is an error saying so.
+pub fn rbd_region_with_data(
+    device: &RbdDevice,
+    region_bytes: u64,
+    destructive: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let spec = device.spec();
+    let written = device
+        .written_bytes(0, region_bytes)
+        .with_context(|| format!("asking {spec} which of its objects exist"))?;
+    if written >= region_bytes {
+        return Ok(());
+    }
+    if !destructive {
+        bail!(
+            "{spec}: only {written} of the {region_bytes} bytes to be read hold data; reads of \
+             never-written objects measure no OSD (a client holding the image's object map \
+             answers them in memory). Write the region first (add --destructive and it is \
+             written with pseudo-random data, or `rbd import` a file), or give a --size within \
+             the written part"
+        );
+    }
+    progress(&format!(
+        "preparing {spec}: {written} of {region_bytes} bytes hold data; writing the region"
+    ));
+    let writer =
+        RbdDevice::open(spec, false).with_context(|| format!("opening {spec} to write it"))?;
+    write_random_data(&writer, 0, region_bytes)
 }
 
 /// One flush before a run that writes to an RBD image. librbd's cache
@@ -226,9 +270,8 @@ pub fn prime_rbd_cache(device: &RbdDevice) -> Result<()> {
 /// Opens what `--path` names for a run of `pattern`: a file (prepared with
 /// [`prepare_file`]), a block device, or an `rbd:` image; returns it with
 /// the bytes the run covers. Writes to a device or an image need
-/// `destructive`. An image is measured as it is: blocks never written read
-/// back from no object at all, so write the region first (a write run does)
-/// for read numbers that touch data.
+/// `destructive`; so does a read run on an image region that does not hold
+/// data yet, which is written first ([`rbd_region_with_data`]).
 pub fn open_target(
     path: &Path,
     size: Option<u64>,
@@ -261,6 +304,9 @@ pub fn open_target(
             Some(size) => size,
             None => image_bytes,
         };
+        if pattern.reads() {
+            rbd_region_with_data(&device, region_bytes, destructive, progress)?;
+        }
         return Ok((Arc::new(device), region_bytes));
     }
     let region_bytes = prepare_file(path, size, progress)?;

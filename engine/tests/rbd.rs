@@ -288,3 +288,33 @@ fn bad_requests_and_missing_images_are_named_errors() {
     assert_eq!(error.errno(), libc::ENOENT);
     assert!(error.to_string().contains("open the pool"), "{error}");
 }
+
+#[test]
+fn written_bytes_count_the_objects_that_hold_data() {
+    let Some(spec) = test_image() else { return };
+    let device = open(&spec);
+    let object = device.object_bytes();
+    let size = device.geometry().size_bytes;
+    // The image's last two whole objects: no other test writes there.
+    let last = size / object * object;
+    if last < REGION_BYTES + 2 * object {
+        eprintln!(
+            "skipped: the test image has no two whole objects past the tests' {REGION_BYTES} bytes"
+        );
+        return;
+    }
+    let region = last - 2 * object;
+    device.discard(region, 2 * object).expect("discard");
+    assert_eq!(device.written_bytes(region, 2 * object).unwrap(), 0);
+    let mut block = vec![0u8; BLOCK];
+    fill_block(&mut block, region / BLOCK as u64, 1);
+    device.write_at(region + 4096, &block).expect("write");
+    // Whole objects: one block written makes its object count.
+    assert_eq!(device.written_bytes(region, 2 * object).unwrap(), object);
+    assert_eq!(device.written_bytes(region + object, object).unwrap(), 0);
+    assert_eq!(
+        device.written_bytes(size, 4096).unwrap_err().errno(),
+        libc::EINVAL
+    );
+    device.discard(region, 2 * object).expect("discard");
+}

@@ -325,10 +325,20 @@ impl Target {
                 "{spec}: it holds {what}; add --destructive to measure it anyway (its contents are lost)"
             )));
         }
+        let region_bytes = device.geometry().size_bytes.min(config.size_bytes);
+        // The read workloads must read data, as on a file tier (see
+        // rbd_region_with_data); without --destructive a sparse region is refused.
+        if let Err(error) = crate::engine::rbd_region_with_data(
+            &device,
+            region_bytes,
+            config.destructive,
+            &mut |m| eprintln!("tiers: {m}"),
+        ) {
+            return Ok(Opened::Refused(format!("{error:#}")));
+        }
         if config.destructive {
             crate::engine::prime_rbd_cache(&device)?;
         }
-        let region_bytes = device.geometry().size_bytes.min(config.size_bytes);
         Ok(Opened::Ready(Target {
             backing: Backing::Queued(Arc::new(device)),
             kind: Kind::RbdImage,

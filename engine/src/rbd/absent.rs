@@ -39,6 +39,10 @@ impl RbdDevice {
         match self.0 {}
     }
 
+    pub fn written_bytes(&self, _offset: u64, _len: u64) -> Result<u64> {
+        match self.0 {}
+    }
+
     pub fn queue(&self, _config: &QueueConfig) -> Result<RbdQueue> {
         match self.0 {}
     }

@@ -75,6 +75,56 @@ impl RbdDevice {
         &self.image.spec
     }
 
+    /// Bytes of `[offset, offset + len)` in RADOS objects that exist, in
+    /// whole objects (`rbd_diff_iterate2` from nothing; the object map
+    /// answers when the image has one). A read of an object that was never
+    /// written costs a client holding the image's exclusive lock and object
+    /// map nothing (it reads zeros without asking an OSD) and others an OSD
+    /// round trip: a benchmark of reads must know how much of its region
+    /// holds data.
+    pub fn written_bytes(&self, offset: u64, len: u64) -> Result<u64> {
+        self.geometry.check_range(offset, len)?;
+        unsafe extern "C" fn count(
+            extent_offset: u64,
+            extent_len: usize,
+            exists: std::os::raw::c_int,
+            arg: *mut std::ffi::c_void,
+        ) -> std::os::raw::c_int {
+            // SAFETY: arg is the &mut (u64, u64, u64) below, live for the call.
+            let (start, end, total) = unsafe { &mut *(arg as *mut (u64, u64, u64)) };
+            if exists != 0 {
+                let from = extent_offset.max(*start);
+                let to = (extent_offset + extent_len as u64).min(*end);
+                *total += to.saturating_sub(from);
+            }
+            0
+        }
+        let mut state = (offset, offset + len, 0u64);
+        // SAFETY: the image is open while self lives; the callback only
+        // touches `state`, which outlives the synchronous call.
+        let rc = unsafe {
+            super::ffi::rbd_diff_iterate2(
+                self.image.handle(),
+                std::ptr::null(),
+                offset,
+                len,
+                1,
+                1,
+                Some(count),
+                (&mut state as *mut (u64, u64, u64)).cast(),
+            )
+        };
+        if rc < 0 {
+            return Err(Error::Rbd {
+                op: "diff-iterate",
+                offset,
+                len,
+                errno: std::io::Error::from_raw_os_error(-rc),
+            });
+        }
+        Ok(state.2)
+    }
+
     /// Zeroes a range (`rbd_aio_write_zeroes`); reads return zeros after it.
     pub fn write_zeroes(&self, offset: u64, len: u64) -> Result<()> {
         self.geometry.check_range(offset, len)?;

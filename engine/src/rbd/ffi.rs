@@ -98,6 +98,20 @@ extern "C" {
         len: u64,
         completion: RbdCompletion,
     ) -> c_int;
+    /// Calls `callback(offset, len, exists, arg)` for each extent of
+    /// `[ofs, ofs + len)` that differs from `fromsnapname` (NULL: from
+    /// nothing, i.e. what holds data); `whole_object` reports whole RADOS
+    /// objects, from the object map when the image has one.
+    pub fn rbd_diff_iterate2(
+        image: RbdImage,
+        fromsnapname: *const c_char,
+        ofs: u64,
+        len: u64,
+        include_parent: u8,
+        whole_object: u8,
+        callback: Option<unsafe extern "C" fn(u64, usize, c_int, *mut c_void) -> c_int>,
+        arg: *mut c_void,
+    ) -> c_int;
     pub fn rbd_aio_write_zeroes(
         image: RbdImage,
         offset: u64,
