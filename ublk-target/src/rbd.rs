@@ -130,7 +130,7 @@ impl RbdCompletions {
 /// a smol executor, a loop that waits on the ring and wakes the task whose
 /// entry completed). Only libublk's fetch and commit of the descriptor are
 /// missing. Needs a cluster: CEPH_CONF and VEXFS_TEST_RBD_IMAGE, an image of
-/// at least 80 MiB (scripts/test-ceph); without them each test says so.
+/// at least 84 MiB (scripts/test-ceph); without them each test says so.
 #[cfg(all(test, feature = "rbd"))]
 mod tests {
     use std::cell::RefCell;
@@ -147,9 +147,13 @@ mod tests {
     use crate::request::{decode, Request};
 
     const BLOCK: usize = 4096;
-    /// Past the 64 MiB that engine/tests/rbd.rs writes, in the same image.
+    /// Past the 64 MiB that engine/tests/rbd.rs writes, in the same image:
+    /// the tags' blocks,
     const REGION_AT: u64 = 64 << 20;
     const REGION_BYTES: u64 = 16 << 20;
+    /// and, apart from them (the tests run at once), zeroing and discards.
+    const ZEROING_AT: u64 = REGION_AT + REGION_BYTES;
+    const ZEROING_BYTES: u64 = 4 << 20;
     /// The largest request a tag's buffer takes here (ublk's default max_io).
     const BUFFER_BYTES: u32 = 512 << 10;
     const DEPTH: u16 = 32;
@@ -167,9 +171,9 @@ mod tests {
         let spec = format!("rbd:{}", image.trim_start_matches("rbd:"));
         let device = RbdDevice::open(&spec, false).expect("the test image opens");
         assert!(
-            device.geometry().size_bytes >= REGION_AT + REGION_BYTES,
+            device.geometry().size_bytes >= ZEROING_AT + ZEROING_BYTES,
             "the test image must hold at least {} bytes",
-            REGION_AT + REGION_BYTES
+            ZEROING_AT + ZEROING_BYTES
         );
         Some(device)
     }
@@ -309,7 +313,7 @@ mod tests {
         let size = device.geometry().size_bytes;
         let completions = RbdCompletions::new(&device, DEPTH).expect("an RBD queue");
         let completions = &completions;
-        let zeroed_at = REGION_AT + REGION_BYTES - (1 << 20);
+        let zeroed_at = ZEROING_AT;
         let zeroes_task: TagTask = Box::pin(async move {
             let len = 128 << 10;
             let mut buffer = vec![0u8; BUFFER_BYTES as usize];
@@ -335,7 +339,7 @@ mod tests {
         });
         let discard_task: TagTask = Box::pin(async move {
             // Ceph 16 skips partial-object discards: only completion is checked.
-            let discard = iod(sys::UBLK_IO_OP_DISCARD, 0, REGION_AT, 1 << 20);
+            let discard = iod(sys::UBLK_IO_OP_DISCARD, 0, ZEROING_AT + (2 << 20), 1 << 20);
             assert_eq!(serve(completions, size, 1, discard, &mut []).await, Ok(0));
         });
         let refused_task: TagTask = Box::pin(async move {
