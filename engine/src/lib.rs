@@ -42,6 +42,7 @@ pub mod probe;
 pub mod queue;
 pub mod ram;
 pub mod rbd;
+mod slots;
 pub mod sqe;
 pub mod uring;
 

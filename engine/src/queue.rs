@@ -15,6 +15,7 @@ pub use crate::buffer::QUEUE_BUFFERS_MAX;
 use crate::buffer::{BufferPool, NO_BUFFER};
 use crate::device::Geometry;
 use crate::error::{Error, Result};
+use crate::slots::Slots;
 use crate::sqe::{self, BackingFd};
 
 /// Deepest queue one ring may have.
@@ -110,8 +111,7 @@ pub struct Queue {
     geometry: Geometry,
     submit_batch: u32,
     unsubmitted: u32,
-    slots: Vec<Option<Slot>>,
-    free_slots: Vec<u32>,
+    slots: Slots<Slot>,
     buffers: BufferPool,
 }
 
@@ -174,7 +174,6 @@ impl Queue {
             // which outlive the ring (field order above) and are never moved.
             && unsafe { ring.submitter().register_buffers(&iovecs) }.is_ok();
 
-        let depth = config.depth as usize;
         Ok(Self {
             ring,
             fd,
@@ -183,22 +182,21 @@ impl Queue {
             geometry,
             submit_batch: config.submit_batch,
             unsubmitted: 0,
-            slots: vec![None; depth],
-            free_slots: (0..config.depth).rev().collect(),
+            slots: Slots::new(config.depth),
             buffers,
         })
     }
 
     pub fn depth(&self) -> usize {
-        self.slots.len()
+        self.slots.depth()
     }
 
     pub fn in_flight(&self) -> usize {
-        self.slots.len() - self.free_slots.len()
+        self.slots.in_flight()
     }
 
     pub fn has_free_slot(&self) -> bool {
-        !self.free_slots.is_empty()
+        self.slots.has_free()
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -334,31 +332,29 @@ impl Queue {
                 ));
             }
         }
-        let Some(slot_index) = self.free_slots.pop() else {
-            return Err(Error::invalid(
-                "queue_depth",
-                format!("all {} slots are in flight", self.slots.len()),
-            ));
-        };
+        let slot_index = self.slots.claim()?;
         self.buffers.lend(buffer);
-        self.slots[slot_index as usize] = Some(Slot {
-            op,
-            tag,
-            offset,
-            addr,
-            len: len as u32,
-            done: 0,
-            buffer,
-            fua,
-            retries: 0,
-        });
+        self.slots.set(
+            slot_index,
+            Slot {
+                op,
+                tag,
+                offset,
+                addr,
+                len: len as u32,
+                done: 0,
+                buffer,
+                fua,
+                retries: 0,
+            },
+        );
         self.queue_sqe(slot_index);
         Ok(())
     }
 
     /// Puts the remaining part of a slot's I/O on the submission queue.
     fn queue_sqe(&mut self, slot_index: u32) {
-        let slot = self.slots[slot_index as usize].expect("queued slot is in use");
+        let slot = *self.slots.get(slot_index);
         let offset = slot.offset + u64::from(slot.done);
         let addr = slot.addr + slot.done as usize;
         let len = slot.len - slot.done;
@@ -455,9 +451,7 @@ impl Queue {
 
     /// Accounts one CQE to its slot; returns the completion once the slot is done.
     fn advance(&mut self, slot_index: u32, result: i32) -> Option<Completion> {
-        let slot = self.slots[slot_index as usize]
-            .as_mut()
-            .expect("completion for a slot that is not in flight");
+        let slot = self.slots.get_mut(slot_index);
         let outcome = if result == -libc::EAGAIN {
             slot.retries += 1;
             if slot.retries <= EAGAIN_RETRIES_MAX {
@@ -487,11 +481,8 @@ impl Queue {
                 Ok(())
             }
         };
-        let slot = self.slots[slot_index as usize]
-            .take()
-            .expect("slot checked above");
+        let slot = self.slots.finish(slot_index);
         self.buffers.release(slot.buffer);
-        self.free_slots.push(slot_index);
         Some(Completion {
             tag: slot.tag,
             result: outcome,

@@ -15,6 +15,7 @@ use crate::buffer::{BufferPool, NO_BUFFER};
 use crate::device::Geometry;
 use crate::error::{Error, Result};
 use crate::queue::{forward_buffer_queue, Completion, QueueConfig};
+use crate::slots::Slots;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SlotOp {
@@ -61,8 +62,7 @@ pub struct RbdQueue {
     geometry: Geometry,
     signal: Arc<Signal>,
     wakes: Box<[Wake]>,
-    slots: Vec<Option<Slot>>,
-    free_slots: Vec<u32>,
+    slots: Slots<Slot>,
     /// Reaped slot numbers; swapped with `signal.done` so neither allocates.
     ready: Vec<u32>,
     buffers: BufferPool,
@@ -114,23 +114,22 @@ impl RbdQueue {
             geometry,
             signal,
             wakes,
-            slots: vec![None; depth],
-            free_slots: (0..config.depth).rev().collect(),
+            slots: Slots::new(config.depth),
             ready: Vec::with_capacity(depth),
             buffers,
         })
     }
 
     pub fn depth(&self) -> usize {
-        self.slots.len()
+        self.slots.depth()
     }
 
     pub fn in_flight(&self) -> usize {
-        self.slots.len() - self.free_slots.len()
+        self.slots.in_flight()
     }
 
     pub fn has_free_slot(&self) -> bool {
-        !self.free_slots.is_empty()
+        self.slots.has_free()
     }
 
     pub fn geometry(&self) -> Geometry {
@@ -259,12 +258,7 @@ impl RbdQueue {
         if op != SlotOp::Flush {
             self.geometry.check_range(offset, len)?;
         }
-        let Some(slot_index) = self.free_slots.pop() else {
-            return Err(Error::invalid(
-                "queue_depth",
-                format!("all {} slots are in flight", self.slots.len()),
-            ));
-        };
+        let slot_index = self.slots.claim()?;
         let slot = Slot {
             op,
             tag,
@@ -280,7 +274,7 @@ impl RbdQueue {
                 Ok(())
             }
             Err(e) => {
-                self.free_slots.push(slot_index);
+                self.slots.unclaim(slot_index);
                 Err(e)
             }
         }
@@ -304,7 +298,7 @@ impl RbdQueue {
         }
         let (offset, len, c) = (slot.offset, slot.len, slot.completion);
         // Store first: the callback may run before the call returns.
-        self.slots[slot_index as usize] = Some(slot);
+        self.slots.set(slot_index, slot);
         // SAFETY: the image is open while self.image lives; data addresses
         // are the queue's own buffers or caller memory the caller promised
         // (read_raw/write_raw) to keep until the completion is reaped; lengths
@@ -325,7 +319,7 @@ impl RbdQueue {
             }
         };
         if rc < 0 {
-            self.slots[slot_index as usize] = None;
+            self.slots.clear(slot_index);
             // SAFETY: librbd refused the aio, so the completion was never
             // queued and its callback will not run; ours is the only reference.
             unsafe { ffi::rbd_aio_release(c) };
@@ -371,8 +365,10 @@ impl RbdQueue {
 
     /// Accounts one finished aio; returns the completion once its slot is done.
     fn advance(&mut self, slot_index: u32) -> Option<Completion> {
-        let slot = self.slots[slot_index as usize]
-            .take()
+        // Emptied, the index still held: a FUA write's flush reuses it.
+        let slot = self
+            .slots
+            .clear(slot_index)
             .expect("a completion for a slot that is not in flight");
         // SAFETY: the aio finished (its callback ran) and this is the only
         // reap of it; the completion is released exactly once, here.
@@ -406,7 +402,7 @@ impl RbdQueue {
             Ok(())
         };
         self.buffers.release(slot.buffer);
-        self.free_slots.push(slot_index);
+        self.slots.unclaim(slot_index);
         Some(Completion {
             tag: slot.tag,
             result: outcome,
