@@ -21,6 +21,11 @@ pub fn refuse_present<T>(field: &Option<T>, name: &str, why: &str) -> Result<(),
 
 const NO_SHARDS: &str = "a VexFS collection is one file (no shards)";
 
+/// Every request that may name a shard key refuses one the same way.
+pub fn refuse_shard_key<T>(shard_key: &Option<T>) -> Result<(), String> {
+    refuse_present(shard_key, "shard_key", NO_SHARDS)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointStruct {
@@ -51,7 +56,7 @@ pub struct Upsert {
 impl Upsert {
     /// The points as (id, vector, payload), in the order given.
     pub fn into_points(self) -> Result<Vec<PointStruct>, String> {
-        refuse_present(&self.shard_key, "shard_key", NO_SHARDS)?;
+        refuse_shard_key(&self.shard_key)?;
         refuse_present(
             &self.update_filter,
             "update_filter",
@@ -159,7 +164,7 @@ pub struct Query {
 
 impl Query {
     pub fn check(&self) -> Result<(), String> {
-        refuse_present(&self.shard_key, "shard_key", NO_SHARDS)?;
+        refuse_shard_key(&self.shard_key)?;
         refuse_present(&self.prefetch, "prefetch", "queries run one stage")?;
         refuse_present(
             &self.lookup_from,
@@ -321,7 +326,7 @@ pub struct PointsSelector {
 
 impl PointsSelector {
     pub fn into_selection(self) -> Result<Selection, String> {
-        refuse_present(&self.shard_key, "shard_key", NO_SHARDS)?;
+        refuse_shard_key(&self.shard_key)?;
         selection(self.points, self.filter)
     }
 }
@@ -339,7 +344,7 @@ pub struct SetPayload {
 
 impl SetPayload {
     pub fn into_parts(self) -> Result<(Payload, Selection), String> {
-        refuse_present(&self.shard_key, "shard_key", NO_SHARDS)?;
+        refuse_shard_key(&self.shard_key)?;
         refuse_present(
             &self.key,
             "key",
@@ -361,7 +366,7 @@ pub struct DeletePayload {
 
 impl DeletePayload {
     pub fn into_parts(self) -> Result<(Vec<String>, Selection), String> {
-        refuse_present(&self.shard_key, "shard_key", NO_SHARDS)?;
+        refuse_shard_key(&self.shard_key)?;
         if let Some(key) = self.keys.iter().find(|k| k.is_empty() || k.contains('[')) {
             return Err(format!(
                 "key {key:?}: keys are dotted paths through objects (no [] or [N])"

@@ -11,7 +11,7 @@ use crate::collection::Record;
 use crate::config::{POINTS_PER_ANSWER_MAX, UPSERT_POINTS_MAX};
 use crate::error::{ApiError, ApiResult};
 use crate::qdrant::points::{
-    refuse_present, Count, Payload, PointsSelector, Retrieve, Scroll, Upsert,
+    refuse_present, refuse_shard_key, Count, Payload, PointsSelector, Retrieve, Scroll, Upsert,
 };
 use crate::qdrant::values::{PayloadSelector, PointId, WithVector};
 use crate::reply::Answer;
@@ -80,12 +80,7 @@ pub async fn retrieve(
 ) -> ApiResult<Answer<Vec<RecordOut>>> {
     query_params::<ReadParams>(&uri)?;
     let name = collection_name(&name)?;
-    refuse_present(
-        &request.shard_key,
-        "shard_key",
-        "a VexFS collection is one file",
-    )
-    .map_err(ApiError::bad_request)?;
+    refuse_shard_key(&request.shard_key).map_err(ApiError::bad_request)?;
     check_answer_size("ids", request.ids.len() as u64)?;
     let ids: Vec<u64> = request.ids.iter().map(|id| id.0).collect();
     let selector = request.with_payload.unwrap_or(PayloadSelector::All);
@@ -158,12 +153,7 @@ pub async fn count(
 ) -> ApiResult<Answer<CountResult>> {
     query_params::<ReadParams>(&uri)?;
     let name = collection_name(&name)?;
-    refuse_present(
-        &request.shard_key,
-        "shard_key",
-        "a VexFS collection is one file",
-    )
-    .map_err(ApiError::bad_request)?;
+    refuse_shard_key(&request.shard_key).map_err(ApiError::bad_request)?;
     let filter = filter_bytes(request.filter.as_ref())?;
     let count = state
         .blocking(move |state| {
@@ -190,12 +180,7 @@ pub async fn scroll(
 ) -> ApiResult<Answer<ScrollResult>> {
     query_params::<ReadParams>(&uri)?;
     let name = collection_name(&name)?;
-    refuse_present(
-        &request.shard_key,
-        "shard_key",
-        "a VexFS collection is one file",
-    )
-    .map_err(ApiError::bad_request)?;
+    refuse_shard_key(&request.shard_key).map_err(ApiError::bad_request)?;
     refuse_present(&request.order_by, "order_by", "points scroll in id order")
         .map_err(ApiError::bad_request)?;
     let limit = check_answer_size("limit", request.limit.unwrap_or(10))?;
