@@ -160,6 +160,13 @@ mod tests {
             })
         };
         let ok = answer.recv_timeout(std::time::Duration::from_secs(30));
+        // The answer is sent just before the checkpoint's first write, on
+        // the same thread: that write is then held, and the checkpoint
+        // cannot end before the release below, whenever it is reached.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !held.holding.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let held_then = held.holding.load(Ordering::SeqCst);
         held.release();
         assert_eq!(
@@ -167,7 +174,7 @@ mod tests {
             Ok(true),
             "the fsync was not answered while the checkpoint waited"
         );
-        assert!(held_then, "the answer came with no checkpoint held");
+        assert!(held_then, "no checkpoint write was held after the answer");
         assert!(fs.lock().durable_transaction() >= needed);
         committing.join().unwrap().unwrap();
         held.armed.store(false, Ordering::SeqCst);
