@@ -176,9 +176,7 @@ fn a_batch_answers_as_its_queries_one_at_a_time() {
     fs.unmount().unwrap();
 }
 
-/// The index path, where a search spends its time on a file of any size:
-/// an exact scan (no index, or one built for another metric) allocates its
-/// O(k) heap per query, next to its O(n·d) scan.
+/// The index path, where a search spends its time on a file of any size.
 #[test]
 fn a_search_through_kept_buffers_allocates_nothing() {
     let image = Image::new("search-allocations", "64M");
@@ -229,6 +227,61 @@ fn a_search_through_kept_buffers_allocates_nothing() {
             fs.unmount().unwrap();
         }
     }
+}
+
+/// An exact scan (Qdrant's `exact`, a selective filter, an index being
+/// built or built for another metric) ranks into the worker's kept buffers
+/// too: its k best so far live in a heap kept from one request to the
+/// next, and are sorted in place. k = 300 is past what a sort may keep on
+/// the stack.
+#[test]
+fn an_exact_scan_through_kept_buffers_allocates_nothing() {
+    let image = Image::new("search-scan-allocations", "64M");
+    let interrupt = Interrupt::never();
+    let d = DIMENSIONS as usize;
+    let queries = rows(4, 50);
+    let (fs, ino) = vector_file(&image, 2000, "Flat");
+    let file = fs.searched_file(ino).unwrap();
+    let exact = Among {
+        exact: true,
+        ..Among::default()
+    };
+    for search_type in [
+        VEXFS_SEARCH_COSINE,
+        VEXFS_SEARCH_EUCLIDEAN,
+        VEXFS_SEARCH_DOT_PRODUCT,
+    ] {
+        for (batch, k) in [(1, 10), (50, 10), (3, 300)] {
+            let search = || {
+                with_scratch(|scratch| {
+                    scratch.queries.clear();
+                    scratch.queries.extend_from_slice(&queries[..batch * d]);
+                    let most = fs
+                        .search_scratch(
+                            (&file, ino),
+                            scratch,
+                            batch,
+                            (k, search_type),
+                            &exact,
+                            &interrupt,
+                        )
+                        .unwrap();
+                    assert_eq!(most, k as usize);
+                })
+            };
+            for _ in 0..3 {
+                search();
+            }
+            let made = allocations_of(|| {
+                for _ in 0..10 {
+                    search();
+                }
+            });
+            assert_eq!(made, 0, "type {search_type}, {batch} queries, k = {k}");
+        }
+    }
+    drop(file);
+    fs.unmount().unwrap();
 }
 
 /// A request's queries are rows of the dimensions the request declares;

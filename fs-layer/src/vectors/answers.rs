@@ -1,12 +1,14 @@
 //! Where a search puts its answers, and the buffers a FUSE worker keeps
 //! from one search request to the next so that a search allocates nothing
 //! on its way through the daemon: the queries read from the caller, faiss's
-//! labels and distances, and the ids and values written back.
+//! labels and distances or an exact scan's k best so far, and the ids and
+//! values written back.
 
 use std::cell::RefCell;
 
 use vexfs_uapi::VEXFS_NO_ID;
 
+use super::exact::TopK;
 use super::index::IndexScratch;
 
 /// What one thread keeps between requests at most; a request that needed
@@ -24,7 +26,15 @@ pub struct Scratch {
     pub ids: Vec<u64>,
     /// ... and their values (unused: NaN).
     pub values: Vec<f32>,
+    pub ranking: Ranking,
+}
+
+/// Where a search ranks before it answers: faiss's output when an index
+/// answers, the k best so far when a scan does.
+#[derive(Default)]
+pub struct Ranking {
     pub index: IndexScratch,
+    pub scan: TopK,
 }
 
 impl Scratch {
@@ -32,11 +42,12 @@ impl Scratch {
         self.queries.capacity() * 4
             + self.ids.capacity() * 8
             + self.values.capacity() * 4
-            + self.index.capacity_bytes()
+            + self.ranking.index.capacity_bytes()
+            + self.ranking.scan.capacity_bytes()
     }
 
     /// The answers of `queries` queries of `k` places each, every place unused.
-    pub fn answers(&mut self, queries: usize, k: usize) -> (Answers<'_>, &mut IndexScratch) {
+    pub fn answers(&mut self, queries: usize, k: usize) -> (Answers<'_>, &mut Ranking) {
         let places = queries * k;
         self.ids.clear();
         self.ids.resize(places, VEXFS_NO_ID);
@@ -49,7 +60,7 @@ impl Scratch {
                 values: &mut self.values,
                 most: 0,
             },
-            &mut self.index,
+            &mut self.ranking,
         )
     }
 }

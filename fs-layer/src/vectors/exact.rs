@@ -7,7 +7,6 @@
 //! the index's, so it must not be the slow path it would be as scalar code.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
 use vexfs_uapi::{VEXFS_SEARCH_COSINE, VEXFS_SEARCH_DOT_PRODUCT, VEXFS_SEARCH_EUCLIDEAN};
 
@@ -130,33 +129,63 @@ fn l2_portable(a: &[f32], b: &[f32]) -> f32 {
     l2_lanes(a, b)
 }
 
-/// Heap entry whose top is the worst hit kept so far.
-struct Worst<'a> {
-    hit: Hit,
-    order: &'a dyn Fn(&Hit, &Hit) -> Ordering,
+/// The `k` best hits of a scan so far, in a buffer kept from one scan to
+/// the next: a binary max-heap under [`best_first`] (its root is the worst
+/// hit kept), sorted best first in place when the scan ends. Neither step
+/// allocates once the buffer has held `k` hits.
+#[derive(Default)]
+pub struct TopK {
+    heap: Vec<Hit>,
 }
 
-impl PartialEq for Worst<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.order)(&self.hit, &other.hit) == Ordering::Equal
+impl TopK {
+    /// Bytes it holds on to.
+    pub fn capacity_bytes(&self) -> usize {
+        self.heap.capacity() * std::mem::size_of::<Hit>()
     }
-}
-impl Eq for Worst<'_> {}
-impl PartialOrd for Worst<'_> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Worst<'_> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.order)(&self.hit, &other.hit)
+
+    /// Offers `hit`: kept while fewer than `k` are, or when better than
+    /// the worst kept, which it then replaces.
+    fn offer(&mut self, hit: Hit, k: usize, order: &impl Fn(&Hit, &Hit) -> Ordering) {
+        let heap = &mut self.heap;
+        if heap.len() < k {
+            heap.push(hit);
+            let mut at = heap.len() - 1;
+            while at > 0 {
+                let parent = (at - 1) / 2;
+                if order(&heap[at], &heap[parent]) != Ordering::Greater {
+                    break;
+                }
+                heap.swap(at, parent);
+                at = parent;
+            }
+        } else if k > 0 && order(&hit, &heap[0]) == Ordering::Less {
+            heap[0] = hit;
+            let mut at = 0;
+            loop {
+                let (left, right) = (2 * at + 1, 2 * at + 2);
+                let mut worst = at;
+                if left < heap.len() && order(&heap[left], &heap[worst]) == Ordering::Greater {
+                    worst = left;
+                }
+                if right < heap.len() && order(&heap[right], &heap[worst]) == Ordering::Greater {
+                    worst = right;
+                }
+                if worst == at {
+                    break;
+                }
+                heap.swap(at, worst);
+                at = worst;
+            }
+        }
     }
 }
 
-/// Rows scanned between two calls of [`search_until`]'s `stop`.
+/// Rows scanned between two calls of [`search_slots_until`]'s `stop`.
 const STOP_CHECK_ROWS: usize = 16_384;
 
-/// The `k` best rows for `query` under `search_type`, best first.
+/// The `k` best rows for `query` under `search_type`, best first
+/// (allocates: for callers off the request path).
 pub fn search(
     rows: &[f32],
     dimensions: usize,
@@ -164,35 +193,36 @@ pub fn search(
     k: usize,
     search_type: u32,
 ) -> Vec<Hit> {
-    search_until(rows, dimensions, query, k, search_type, || false).expect("never stopped")
-}
-
-/// As [`search`], asking `stop` every [`STOP_CHECK_ROWS`] rows whether to
-/// give up (None).
-pub fn search_until(
-    rows: &[f32],
-    dimensions: usize,
-    query: &[f32],
-    k: usize,
-    search_type: u32,
-    stop: impl FnMut() -> bool,
-) -> Option<Vec<Hit>> {
+    let mut top = TopK::default();
     let slots = 0..rows.len() / dimensions.max(1);
-    search_slots_until(rows, dimensions, slots, query, k, search_type, stop)
+    search_slots_until(
+        rows,
+        dimensions,
+        slots,
+        query,
+        (k, search_type),
+        || false,
+        &mut top,
+    )
+    .expect("never stopped")
+    .to_vec()
 }
 
-/// As [`search_until`] over the rows of `slots` only (a filter's matches).
-pub fn search_slots_until(
+/// The `k` best rows of `slots` (all rows, or a filter's matches) for
+/// `query` under `search_type`, best first, ranked in `top`; asks `stop`
+/// every [`STOP_CHECK_ROWS`] rows whether to give up (None).
+pub fn search_slots_until<'t>(
     rows: &[f32],
     dimensions: usize,
     slots: impl IntoIterator<Item = usize>,
     query: &[f32],
-    k: usize,
-    search_type: u32,
+    (k, search_type): (usize, u32),
     mut stop: impl FnMut() -> bool,
-) -> Option<Vec<Hit>> {
+    top: &'t mut TopK,
+) -> Option<&'t [Hit]> {
     let order = best_first(search_type);
-    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+    top.heap.clear();
+    top.heap.reserve(k);
     let query_norm = norm(query);
     for (scanned, slot) in slots.into_iter().enumerate() {
         if scanned % STOP_CHECK_ROWS == STOP_CHECK_ROWS - 1 && stop() {
@@ -211,19 +241,12 @@ pub fn search_slots_until(
             }
             _ => dot(query, row),
         };
-        let hit = Hit { slot, value };
-        if heap.len() < k {
-            heap.push(Worst { hit, order: &order });
-        } else if let Some(worst) = heap.peek() {
-            if order(&hit, &worst.hit) == Ordering::Less {
-                heap.pop();
-                heap.push(Worst { hit, order: &order });
-            }
-        }
+        top.offer(Hit { slot, value }, k, &order);
     }
-    let mut hits: Vec<Hit> = heap.into_iter().map(|w| w.hit).collect();
-    hits.sort_by(&order);
-    Some(hits)
+    // The order is total (slots break ties), so an unstable sort, which
+    // needs no buffer, gives the one answer.
+    top.heap.sort_unstable_by(&order);
+    Some(&top.heap)
 }
 
 #[cfg(test)]
@@ -269,5 +292,56 @@ mod tests {
         let rows = [f32::NAN, 1.0, 3.0];
         let hits = search(&rows, 1, &[1.0], 3, VEXFS_SEARCH_EUCLIDEAN);
         assert_eq!(hits.iter().map(|h| h.slot).collect::<Vec<_>>(), [1, 2, 0]);
+    }
+
+    /// The kept heap gives what sorting every hit gives, for every k
+    /// (none, one, fewer than the rows, all, more), with ties and NaN, and
+    /// a buffer used for a larger k first keeps nothing of it.
+    #[test]
+    fn top_k_is_the_head_of_a_full_sort() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let rows: Vec<f32> = (0..500)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match i % 97 {
+                    0 => f32::NAN,
+                    1..=9 => 0.5, // ties, broken by slot
+                    _ => (state >> 40) as f32 / (1u64 << 24) as f32,
+                }
+            })
+            .collect();
+        let mut top = TopK::default();
+        for search_type in [VEXFS_SEARCH_EUCLIDEAN, VEXFS_SEARCH_DOT_PRODUCT] {
+            let order = best_first(search_type);
+            let mut all: Vec<Hit> = (0..rows.len())
+                .map(|slot| Hit {
+                    slot,
+                    value: search(&rows[slot..slot + 1], 1, &[0.25], 1, search_type)[0].value,
+                })
+                .collect();
+            all.sort_by(&order);
+            for k in [600, 0, 1, 7, 100, 499, 500] {
+                let kept = search_slots_until(
+                    &rows,
+                    1,
+                    0..rows.len(),
+                    &[0.25],
+                    (k, search_type),
+                    || false,
+                    &mut top,
+                )
+                .unwrap();
+                let bits = |hits: &[Hit]| -> Vec<(usize, u32)> {
+                    hits.iter().map(|h| (h.slot, h.value.to_bits())).collect()
+                };
+                assert_eq!(
+                    bits(kept),
+                    bits(&all[..k.min(all.len())]),
+                    "type {search_type}, k = {k}"
+                );
+            }
+        }
     }
 }

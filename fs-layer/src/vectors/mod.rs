@@ -28,7 +28,7 @@ pub mod spec;
 pub mod stored;
 mod writeback;
 
-pub use self::answers::{with_scratch, Answers, Scratch};
+pub use self::answers::{with_scratch, Answers, Ranking, Scratch};
 pub use self::points::{PayloadChange, ScrollPage};
 pub use self::search::{Among, FILTER_INDEX_FRACTION_MIN};
 
@@ -44,7 +44,7 @@ use crate::fs::Fs;
 use crate::interrupt::Interrupt;
 use crate::locks::{Mutex, Rank, ReadGuard, RwLock, WriteGuard};
 
-use self::exact::Hit;
+use self::exact::TopK;
 use self::index::{IndexChoice, VectorIndex};
 use self::layout::{VectorMeta, CAPACITY_MIN};
 use self::payloads::Payloads;
@@ -293,16 +293,17 @@ impl VectorFile {
         Ok(!self.set.is_empty())
     }
 
-    /// Exact answer by a scan of every row, or of the `among` slots only;
-    /// EINTR when the caller is killed meanwhile.
-    fn scan(
-        &self,
+    /// Exact answer by a scan of every row, or of the `among` slots only,
+    /// ranked in `top` (id, value), best first; EINTR when the caller is
+    /// killed meanwhile.
+    fn scan<'s>(
+        &'s self,
         query: &[f32],
-        k: usize,
-        search_type: u32,
+        (k, search_type): (usize, u32),
         among: Option<&[usize]>,
         interrupt: &Interrupt,
-    ) -> Result<Vec<(u64, f32)>> {
+        top: &'s mut TopK,
+    ) -> Result<impl Iterator<Item = (u64, f32)> + 's> {
         let dimensions = self.meta.dimensions as usize;
         let mut stopped = None;
         let stop = || {
@@ -313,22 +314,25 @@ impl VectorFile {
             stopped.is_some()
         };
         let rows = self.set.rows();
+        let ranked = (k, search_type);
         let hits = match among {
-            None => exact::search_until(rows, dimensions, query, k, search_type, stop),
-            Some(slots) => exact::search_slots_until(
-                rows,
-                dimensions,
-                slots.iter().copied(),
-                query,
-                k,
-                search_type,
-                stop,
-            ),
+            None => {
+                let slots = 0..rows.len() / dimensions.max(1);
+                exact::search_slots_until(rows, dimensions, slots, query, ranked, stop, top)
+            }
+            Some(slots) => {
+                let slots = slots.iter().copied();
+                exact::search_slots_until(rows, dimensions, slots, query, ranked, stop, top)
+            }
         };
-        match hits {
-            Some(hits) => Ok(resolve_ids(&self.set, &hits)),
-            None => Err(stopped.expect("stopped only with an error")),
-        }
+        let Some(hits) = hits else {
+            return Err(stopped.expect("stopped only with an error"));
+        };
+        let ids = self.set.ids();
+        Ok(hits
+            .iter()
+            .filter(move |hit| hit.slot < ids.len())
+            .map(move |hit| (ids[hit.slot], hit.value)))
     }
 
     /// Building `choice` for `search_type` failed on these very vectors.
@@ -479,11 +483,4 @@ impl Fs {
         })
         .map_err(|e| Error::corrupt("vector payloads", ino, e))
     }
-}
-
-fn resolve_ids(set: &VectorSet, hits: &[Hit]) -> Vec<(u64, f32)> {
-    hits.iter()
-        .filter(|hit| hit.slot < set.len())
-        .map(|hit| (set.ids()[hit.slot], hit.value))
-        .collect()
 }

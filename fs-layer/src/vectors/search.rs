@@ -12,11 +12,12 @@ use crate::fs::Fs;
 use crate::interrupt::Interrupt;
 use crate::locks::RwLock;
 
-use super::answers::{Answers, Scratch};
+use super::answers::{Answers, Ranking, Scratch};
 use super::builder::{Job, SYNC_BUILD_VECTORS_MAX};
 use super::changes::Build;
+use super::exact::TopK;
 use super::filter::{parse_index_spec, Filter};
-use super::index::{IndexChoice, IndexScratch, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
+use super::index::{IndexChoice, VectorIndex, DEFAULT_EXACT_VECTORS_MAX};
 use super::layout::{VectorMeta, INDEX_SPEC_BYTES_MAX};
 use super::{
     einval, read_lock, spec, stored, write_lock, VectorFile, XATTR_INDEX, XATTR_PAYLOAD_INDEX,
@@ -102,7 +103,7 @@ impl Fs {
         let dimensions = read_lock(&file).meta.dimensions.max(1) as usize;
         let count = queries.len() / dimensions;
         let mut scratch = Scratch::default();
-        let (mut answers, index_scratch) = scratch.answers(count, k as usize);
+        let (mut answers, ranking) = scratch.answers(count, k as usize);
         self.search_into(
             &file,
             ino,
@@ -112,7 +113,7 @@ impl Fs {
             among,
             interrupt,
             &mut answers,
-            index_scratch,
+            ranking,
         )?;
         Ok(scratch
             .ids
@@ -143,7 +144,7 @@ impl Fs {
         interrupt: &Interrupt,
     ) -> Result<usize> {
         let queries = std::mem::take(&mut scratch.queries);
-        let (mut answers, index_scratch) = scratch.answers(count, k as usize);
+        let (mut answers, ranking) = scratch.answers(count, k as usize);
         let searched = self.search_into(
             file,
             ino,
@@ -153,7 +154,7 @@ impl Fs {
             among,
             interrupt,
             &mut answers,
-            index_scratch,
+            ranking,
         );
         let most = answers.most();
         scratch.queries = queries;
@@ -188,7 +189,7 @@ impl Fs {
         among: &Among<'_>,
         interrupt: &Interrupt,
         answers: &mut Answers<'_>,
-        index_scratch: &mut IndexScratch,
+        ranking: &mut Ranking,
     ) -> Result<()> {
         let k = k as usize;
         loop {
@@ -217,9 +218,13 @@ impl Fs {
                 .map(|f| self.matches(ino, &guard, f))
                 .transpose()?;
             let matching = matches.as_ref().map(|m| m.slots());
-            let scan = |guard: &VectorFile, matching: Option<&[usize]>, answers: &mut Answers| {
+            let ranked = (k, search_type);
+            let scan = |guard: &VectorFile,
+                        matching: Option<&[usize]>,
+                        answers: &mut Answers,
+                        top: &mut TopK| {
                 for (q, query) in queries.chunks(d).enumerate() {
-                    answers.put(q, guard.scan(query, k, search_type, matching, interrupt)?);
+                    answers.put(q, guard.scan(query, ranked, matching, interrupt, top)?);
                 }
                 Ok(())
             };
@@ -230,10 +235,10 @@ impl Fs {
                 if among.exact
                     || (m.len() as f64) < FILTER_INDEX_FRACTION_MIN * guard.set.len() as f64
                 {
-                    return scan(&guard, Some(m), answers);
+                    return scan(&guard, Some(m), answers, &mut ranking.scan);
                 }
             } else if among.exact {
-                return scan(&guard, None, answers);
+                return scan(&guard, None, answers, &mut ranking.scan);
             }
             if guard.index_serves(search_type, &choice) {
                 let index = guard.index.as_ref().expect("checked by index_serves");
@@ -244,23 +249,24 @@ impl Fs {
                 let bitmap = match &labels {
                     None => None,
                     Some(Some(bitmap)) => Some(bitmap.as_slice()),
-                    Some(None) => return scan(&guard, matching, answers),
+                    Some(None) => return scan(&guard, matching, answers, &mut ranking.scan),
                 };
                 index
-                    .search_batch(queries, k, bitmap, index_scratch)
+                    .search_batch(queries, k, bitmap, &mut ranking.index)
                     .map_err(|e| Error::refused(libc::EIO, format!("faiss search failed: {e}")))?;
                 let reachable = matching.map_or(guard.set.len(), <[usize]>::len);
                 let ids = guard.set.ids();
                 for (q, query) in queries.chunks(d).enumerate() {
                     let hits = index
-                        .hits(index_scratch, q)
+                        .hits(&ranking.index, q)
                         .filter(|hit| hit.slot < ids.len())
                         .map(|hit| (ids[hit.slot], hit.value));
                     // A graph or IVF index can come back short of min(k,
                     // count) (HNSW at a k far above efSearch, or a selective
                     // filter): that query's answer is then exact.
                     if answers.put(q, hits) < k.min(reachable) {
-                        answers.put(q, guard.scan(query, k, search_type, matching, interrupt)?);
+                        let top = &mut ranking.scan;
+                        answers.put(q, guard.scan(query, ranked, matching, interrupt, top)?);
                     }
                 }
                 return Ok(());
@@ -282,7 +288,7 @@ impl Fs {
             {
                 // The index was built for another metric (or cannot rank
                 // more than it holds): a scan is exact and cheap enough.
-                return scan(&guard, matching, answers);
+                return scan(&guard, matching, answers, &mut ranking.scan);
             }
             drop(guard);
             let mut guard = write_lock(file);
@@ -299,7 +305,9 @@ impl Fs {
                 match self.prepare_index(ino, file, &mut guard, search_type, &choice) {
                     Ok(Prepared::Ready) => {}
                     // Until the builder thread is done, the answer is exact.
-                    Ok(Prepared::Building) => return scan(&guard, matching, answers),
+                    Ok(Prepared::Building) => {
+                        return scan(&guard, matching, answers, &mut ranking.scan)
+                    }
                     Err(e) => {
                         guard.failed =
                             Some((choice.factory.clone(), search_type, guard.generation));
@@ -307,7 +315,7 @@ impl Fs {
                             "vexfs: vector file {ino}: index {:?}: {e}; answering by exact scan",
                             choice.factory
                         );
-                        return scan(&guard, matching, answers);
+                        return scan(&guard, matching, answers, &mut ranking.scan);
                     }
                 }
             }
