@@ -7,6 +7,7 @@ pub mod engine;
 pub mod fio;
 pub mod fs;
 pub mod latency;
+pub mod pin;
 pub mod plot;
 pub mod search;
 pub mod tiers;

@@ -84,6 +84,9 @@ pub struct Config {
     pub search_batch: usize,
     /// faiss-cpu from PyPI beside VexFS (`--compare-faiss-cpu`).
     pub faiss_cpu: Option<FaissCpuOptions>,
+    /// This process and what it starts on this CPU (`--pin-cpu`; the
+    /// daemon's pinning is in `place`).
+    pub pin_cpu: Option<usize>,
 }
 
 impl Config {
@@ -213,6 +216,8 @@ pub struct SearchRun {
     pub index: String,
     /// The CPU the numbers come from.
     pub host_cpu: HostCpu,
+    /// Every process of the run pinned to this CPU (`--pin-cpu`).
+    pub pinned_cpu: Option<usize>,
     /// Where the exact neighbours came from: computed here, or a file.
     pub ground_truth: String,
     /// Search parameters of each setting, in the order measured.
@@ -239,6 +244,11 @@ pub struct SearchRun {
 pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun> {
     config.validate()?;
     config.place.check_prerequisites()?;
+    if let Some(cpu) = config.pin_cpu {
+        crate::pin::check_cpu(cpu)?;
+        // Before anything starts: the peer and the server inherit it.
+        crate::pin::pin_thread(0, cpu)?;
+    }
     if config.http == Some(HttpTarget::Start) {
         http::check_serve_binary()?;
     }
@@ -352,6 +362,7 @@ pub fn run(config: &Config, progress: &mut dyn FnMut(&str)) -> Result<SearchRun>
         search_batch: config.search_batch,
         index,
         host_cpu,
+        pinned_cpu: config.pin_cpu,
         ground_truth: data.truth_source.clone(),
         settings,
         vexfs,

@@ -468,7 +468,7 @@ fn fvecs_input_with_given_ground_truth_agrees_with_computed() {
 fn refuses_bad_arguments_before_touching_anything() {
     let scratch = Scratch::new("search-cli-bad");
     let dir = scratch.0.to_str().unwrap();
-    let cases: [(&[&str], &str); 18] = [
+    let cases: [(&[&str], &str); 20] = [
         (&["--k", "0"], "--k"),
         (&["--batch", "0"], "--batch"),
         (&["--dataset", "original", "--count", "0"], "--count"),
@@ -496,6 +496,8 @@ fn refuses_bad_arguments_before_touching_anything() {
             &["--compare-faiss-cpu", "--faiss-cpu-simd-level", "avx2"],
             "--faiss-cpu-simd-level",
         ),
+        (&["--pin-cpu", "1023"], "not one of this process's CPUs"),
+        (&["--pin-cpu", "0", "--mount", "/tmp"], "--mount"),
     ];
     for (extra, named) in cases {
         let mut args = vec!["search", "--dir", dir, "--query-count", "10"];

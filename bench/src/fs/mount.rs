@@ -300,6 +300,13 @@ impl VexfsMount {
         Ok(())
     }
 
+    /// Pins every thread of the daemon to `cpu` (and so the threads it
+    /// starts later, which inherit it).
+    pub fn pin_daemon(&self, cpu: usize) -> Result<()> {
+        let daemon = self.daemon.context("pinning the daemon: not mounted")?;
+        crate::pin::pin_process(daemon.pid, cpu)
+    }
+
     /// Unmounts, reporting what went wrong (Drop can only print it).
     pub fn finish(mut self) -> Result<()> {
         self.unmount()

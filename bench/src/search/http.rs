@@ -410,6 +410,7 @@ mod tests {
             search_batch: 0,
             index: "HNSW32".into(),
             host_cpu: crate::search::HostCpu::parse("model name\t: AMD EPYC\nflags\t: avx2\n"),
+            pinned_cpu: None,
             ground_truth: "computed here by brute force".into(),
             settings: vec!["efSearch=32".into(), "efSearch=64".into()],
             vexfs,

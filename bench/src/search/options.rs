@@ -139,6 +139,14 @@ pub struct Args {
     /// it; default: the best this CPU has.
     #[arg(long, requires = "compare_faiss_cpu")]
     faiss_cpu_simd_level: Option<String>,
+    /// Pin this process (the client and faiss in-process), its faiss-cpu
+    /// peer and vexfs-serve, and the daemon of the image it mounts, to
+    /// this CPU. Client and daemon on one CPU hand each request over
+    /// without a cross-CPU wakeup, the cheapest placement a mount gets; the
+    /// scheduler otherwise picks one run by run. Not with --mount (pin that
+    /// daemon with taskset -a -p -c N PID).
+    #[arg(long, conflicts_with = "mount")]
+    pin_cpu: Option<usize>,
 }
 
 impl Args {
@@ -202,7 +210,14 @@ impl Args {
             search_params: self.search_params.clone(),
             ef_search: self.ef_search.clone(),
             nprobe: self.nprobe.clone(),
-            place: Place::from_args(self.mount.clone(), self.dir.clone(), self.size)?,
+            place: {
+                let place = Place::from_args(self.mount.clone(), self.dir.clone(), self.size)?;
+                match self.pin_cpu {
+                    Some(cpu) => place.with_daemon_on_cpu(cpu)?,
+                    None => place,
+                }
+            },
+            pin_cpu: self.pin_cpu,
             keep: self.keep,
             filter: (!self.filter_selectivity.is_empty()).then(|| FilterOptions {
                 selectivities: self.filter_selectivity.clone(),

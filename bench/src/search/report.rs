@@ -64,6 +64,16 @@ pub fn render_table(run: &SearchRun) -> String {
         ),
     );
     push_line(&mut out, &format!("host: {}", run.host_cpu.describe()));
+    push_line(
+        &mut out,
+        &match run.pinned_cpu {
+            Some(cpu) => format!(
+                "placement: this process, its peers and the VexFS daemon pinned to CPU {cpu} (--pin-cpu)"
+            ),
+            None => "placement: where the scheduler puts them (--pin-cpu N pins them to one CPU)"
+                .to_string(),
+        },
+    );
     push_line(&mut out, &format!("ground truth: {}", run.ground_truth));
     push_line(&mut out, "");
     push_line(
@@ -425,6 +435,7 @@ mod tests {
             search_batch: 100,
             index: "HNSW32".into(),
             host_cpu: crate::search::HostCpu::parse("model name\t: AMD EPYC\nflags\t: avx2\n"),
+            pinned_cpu: Some(1),
             ground_truth: "computed here by brute force".into(),
             settings: vec!["efSearch=32".into(), "efSearch=64".into()],
             vexfs: system("VexFS (through FUSE)", 500.0),
@@ -450,6 +461,7 @@ mod tests {
             "Qdrant",
             "0.63 q/s at 20 % recall@10",
             "host: AMD EPYC (avx2 yes, avx512f no)",
+            "pinned to CPU 1 (--pin-cpu)",
             "requests of 100, then every query one at a time",
             "batched, 100 queries per request",
             "latency per REQUEST",

@@ -21,6 +21,8 @@ pub enum Place {
         dir: PathBuf,
         size_bytes: Option<u64>,
         vexfs_binary: PathBuf,
+        /// Pin the mount's daemon to this CPU (`--pin-cpu`).
+        daemon_cpu: Option<usize>,
     },
 }
 
@@ -40,8 +42,32 @@ impl Place {
                 vexfs_binary: std::env::current_exe()
                     .context("locating vexfs-bench")?
                     .with_file_name("vexfs"),
+                daemon_cpu: None,
             },
         })
+    }
+
+    /// The same place, its daemon pinned to `cpu` once mounted; refused for
+    /// a VexFS the user mounted, whose daemon this run does not know.
+    pub fn with_daemon_on_cpu(self, cpu: usize) -> Result<Self> {
+        match self {
+            Place::Mounted(dir) => bail!(
+                "--pin-cpu with --mount {}: this run did not start that daemon; \
+                 pin it yourself (taskset -a -p -c {cpu} PID) and run without --pin-cpu",
+                dir.display()
+            ),
+            Place::Scratch {
+                dir,
+                size_bytes,
+                vexfs_binary,
+                ..
+            } => Ok(Place::Scratch {
+                dir,
+                size_bytes,
+                vexfs_binary,
+                daemon_cpu: Some(cpu),
+            }),
+        }
     }
 
     /// Everything a scratch mount needs that the machine may lack, named at once.
@@ -98,6 +124,7 @@ pub fn on_vexfs<T>(
             dir,
             size_bytes,
             vexfs_binary,
+            daemon_cpu,
         } => {
             let size_bytes = size_bytes
                 .unwrap_or(size_bytes_default)
@@ -110,6 +137,9 @@ pub fn on_vexfs<T>(
                 scratch.path.display()
             ));
             let mount = VexfsMount::create(vexfs_binary, &scratch.path, size_bytes, keep, &[])?;
+            if let Some(cpu) = daemon_cpu {
+                mount.pin_daemon(*cpu)?;
+            }
             let result = work(mount.root(), &mount.describe(), progress);
             progress(&format!(
                 "{label}: unmount, waiting for the daemon to write back and exit"
