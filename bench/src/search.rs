@@ -14,6 +14,7 @@ mod measure;
 mod options;
 mod published;
 mod report;
+mod service;
 mod systems;
 
 use std::path::{Path, PathBuf};

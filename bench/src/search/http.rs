@@ -335,6 +335,7 @@ mod tests {
             k: 10,
             recall_at_k: 1.0,
             short_answers: 0,
+            daemon_service_us_mean: None,
         }
     }
 

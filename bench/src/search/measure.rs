@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
+use super::service::ServiceTotals;
 use super::VectorSystem;
 use crate::datasets::{self, Neighbours, Vectors};
 use crate::fs::check_interrupted;
@@ -46,6 +47,9 @@ pub struct SearchStats {
     /// that visited fewer vectors, e.g. IVF at a low nprobe); the missing
     /// neighbours count as misses in recall.
     pub short_answers: u64,
+    /// The daemon's own service time per request, mean, from its metrics
+    /// (VexFS only): the rest of a request's time is FUSE's transport and the client.
+    pub daemon_service_us_mean: Option<f64>,
 }
 
 /// One pass over every query in requests of several queries each.
@@ -65,6 +69,8 @@ pub struct BatchedStats {
     pub recall_at_k: f64,
     /// As in [`SearchStats`]: queries answered with fewer than k neighbours.
     pub short_answers: u64,
+    /// As in [`SearchStats`], per request of several queries.
+    pub daemon_service_us_mean: Option<f64>,
 }
 
 /// One row of the report.
@@ -257,6 +263,7 @@ fn search_batched(
     let mut found = vec![u64::MAX; queries.count() * k];
     let mut latency_ns = new_histogram();
     let mut requests = 0;
+    let service_before = system.daemon_service()?;
     let started = Instant::now();
     for (request, ids) in found.chunks_mut(per_request * k).enumerate() {
         check_interrupted()?;
@@ -267,6 +274,7 @@ fn search_batched(
         requests += 1;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let daemon_service_us_mean = service_mean_us(system, service_before)?;
     let scored = score(system.name(), workload, &found)?;
     Ok(BatchedStats {
         search_params: search_params.to_string(),
@@ -279,6 +287,18 @@ fn search_batched(
         k,
         recall_at_k: scored.recall_at_k,
         short_answers: scored.short_answers,
+        daemon_service_us_mean,
+    })
+}
+
+/// Mean service time per request since `before`, read again now.
+fn service_mean_us(
+    system: &dyn VectorSystem,
+    before: Option<ServiceTotals>,
+) -> Result<Option<f64>> {
+    Ok(match (before, system.daemon_service()?) {
+        (Some(before), Some(after)) => before.mean_us_until(&after),
+        _ => None,
     })
 }
 
@@ -291,6 +311,7 @@ fn search_all(
     let (k, queries) = (workload.k, workload.queries);
     let mut found = vec![u64::MAX; queries.count() * k];
     let mut latency_ns = new_histogram();
+    let service_before = system.daemon_service()?;
     let started = Instant::now();
     for (q, row) in found.chunks_exact_mut(k).enumerate() {
         check_interrupted()?;
@@ -300,6 +321,7 @@ fn search_all(
         row[written.min(k)..].fill(u64::MAX);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let daemon_service_us_mean = service_mean_us(system, service_before)?;
     let scored = score(system.name(), workload, &found)?;
     Ok(SearchStats {
         search_params: search_params.to_string(),
@@ -310,6 +332,7 @@ fn search_all(
         k,
         recall_at_k: scored.recall_at_k,
         short_answers: scored.short_answers,
+        daemon_service_us_mean,
     })
 }
 

@@ -159,6 +159,9 @@ pub fn render_table(run: &SearchRun) -> String {
         &mut out,
         "  QPS ÷ = VexFS QPS / faiss QPS on the same index: what the FUSE round trip and the daemon add",
     );
+    for line in super::service::split_lines(&run.vexfs, &run.faiss) {
+        push_line(&mut out, &line);
+    }
     push_line(&mut out, &format!("  VexFS: {}", run.vexfs.target));
     if !run.plot.is_empty() {
         let paths: Vec<String> = run.plot.iter().map(|p| p.display().to_string()).collect();
@@ -372,6 +375,7 @@ mod tests {
             k: 10,
             recall_at_k,
             short_answers: 0,
+            daemon_service_us_mean: None,
         }
     }
 
@@ -418,6 +422,7 @@ mod tests {
             k: 10,
             recall_at_k,
             short_answers: 0,
+            daemon_service_us_mean: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! index built in this process. Both sit behind [`VectorSystem`], so the
 //! timing loop in `measure.rs` is written once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +14,8 @@ use faiss::{index_factory, Index, MetricType};
 use crate::datasets::Metric;
 use crate::fs::check_interrupted;
 use crate::vectors::{VectorFile, XATTR_INDEX, XATTR_SEARCH};
+
+use super::service::ServiceTotals;
 
 /// What the timing loop asks of a system.
 pub trait VectorSystem {
@@ -43,6 +45,10 @@ pub trait VectorSystem {
     /// scans exactly meanwhile). faiss's is in place after its add.
     fn wait_for_index(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// The serving daemon's search counters, for a system served by one.
+    fn daemon_service(&self) -> Result<Option<ServiceTotals>> {
+        Ok(None)
     }
 }
 
@@ -77,6 +83,8 @@ pub fn parse_search_params(params: &str) -> Result<Vec<(String, f64)>> {
 /// A vector file on a mounted VexFS, one ioctl per call.
 pub struct VexfsSystem {
     file: VectorFile,
+    /// The file's directory, whose `user.vexfs.metrics` the daemon serves.
+    dir: PathBuf,
     dims: u32,
     search_type: u32,
     /// Distances the daemon writes back; reused, so a search allocates nothing.
@@ -99,6 +107,10 @@ impl VexfsSystem {
             .with_context(|| format!("setxattr {XATTR_INDEX}={index:?}"))?;
         let mut system = Self {
             file,
+            dir: match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
             dims,
             search_type: search_type(metric),
             distances: Vec::new(),
@@ -188,6 +200,10 @@ impl VectorSystem for VexfsSystem {
         self.file
             .set_xattr(XATTR_SEARCH, params)
             .with_context(|| format!("setxattr {XATTR_SEARCH}={params:?}"))
+    }
+
+    fn daemon_service(&self) -> Result<Option<ServiceTotals>> {
+        ServiceTotals::read(&self.dir).map(Some)
     }
 
     /// Polls `user.vexfs.status` until no build is in progress.

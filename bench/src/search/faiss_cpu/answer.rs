@@ -147,6 +147,7 @@ fn one_at_a_time_stats(
         k: workload.k,
         recall_at_k: scored.recall_at_k,
         short_answers: scored.short_answers,
+        daemon_service_us_mean: None,
     })
 }
 
@@ -178,6 +179,7 @@ fn batched_stats(
         k: workload.k,
         recall_at_k: scored.recall_at_k,
         short_answers: scored.short_answers,
+        daemon_service_us_mean: None,
     })
 }
 

@@ -136,6 +136,7 @@ mod tests {
             k: 10,
             recall_at_k: 0.99,
             short_answers: 0,
+            daemon_service_us_mean: None,
         };
         let batched = |params: &str, qps: f64| BatchedStats {
             search_params: params.into(),
@@ -148,6 +149,7 @@ mod tests {
             k: 10,
             recall_at_k: 0.99,
             short_answers: 0,
+            daemon_service_us_mean: None,
         };
         let vexfs = SystemResult {
             name: "VexFS (through FUSE)",
