@@ -14,12 +14,18 @@
 //! changes logged since the copy and installs the index. A job whose file
 //! has since asked for another build (or dropped its rows) is skipped.
 //! One thread per mount, one build at a time.
+//!
+//! After a build, and when a search put an index in place itself, the
+//! thread also asks for the index's memory in huge pages
+//! ([`huge_pages`](super::huge_pages)), which takes milliseconds per
+//! hundred MiB and so stays off the request path too.
 
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
 
 use crate::locks::RwLock;
 
+use super::huge_pages;
 use super::index::{IndexChoice, VectorIndex};
 use super::{read_lock, write_lock, VectorFile};
 
@@ -36,24 +42,44 @@ pub(super) struct Job {
     pub serial: u64,
 }
 
+/// What the builder thread is asked to do.
+enum Work {
+    Build(Job),
+    /// An index was put in place on the request path: its memory in huge pages.
+    HugePages,
+}
+
 /// The mount's builder thread, started with its first job; it ends when
 /// the mount's [`VectorFiles`](super::VectorFiles) are dropped.
 #[derive(Default)]
 pub(super) struct Builder {
-    jobs: OnceLock<Option<mpsc::Sender<Job>>>,
+    jobs: OnceLock<Option<mpsc::Sender<Work>>>,
 }
 
 impl Builder {
     /// Hands `job` to the builder thread; false when there is no thread
     /// (it could not be started), and the caller builds itself.
     pub(super) fn submit(&self, job: Job) -> bool {
+        self.send(Work::Build(job))
+    }
+
+    /// Asks the builder thread to put index memory in huge pages; nothing
+    /// happens where there is no thread.
+    pub(super) fn huge_pages_later(&self) {
+        self.send(Work::HugePages);
+    }
+
+    fn send(&self, work: Work) -> bool {
         let sender = self.jobs.get_or_init(|| {
-            let (sender, jobs) = mpsc::channel::<Job>();
+            let (sender, jobs) = mpsc::channel::<Work>();
             let started = std::thread::Builder::new()
                 .name("vexfs-index".into())
                 .spawn(move || {
-                    while let Ok(job) = jobs.recv() {
-                        build(job);
+                    while let Ok(work) = jobs.recv() {
+                        match work {
+                            Work::Build(job) => build(job),
+                            Work::HugePages => collapse_index_memory(),
+                        }
                     }
                 });
             match started {
@@ -64,7 +90,18 @@ impl Builder {
                 }
             }
         });
-        sender.as_ref().is_some_and(|s| s.send(job).is_ok())
+        sender.as_ref().is_some_and(|s| s.send(work).is_ok())
+    }
+}
+
+fn collapse_index_memory() {
+    let collapsed = huge_pages::collapse_resident();
+    if collapsed.bytes > 0 {
+        eprintln!(
+            "vexfs: index memory: {} MiB in huge pages ({} ranges)",
+            collapsed.bytes >> 20,
+            collapsed.ranges
+        );
     }
 }
 
@@ -82,6 +119,10 @@ fn build(job: Job) {
     };
     let built = VectorIndex::build(&job.choice, &rows, dimensions, job.search_type);
     drop(rows);
+    if built.is_ok() {
+        // Before the write lock: requests go on meanwhile.
+        collapse_index_memory();
+    }
     let mut file = write_lock(&job.file);
     let Some(build) = file.building.take_if(|b| b.serial == job.serial) else {
         return; // superseded while it ran: its rows are not the file's

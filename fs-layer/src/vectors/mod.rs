@@ -15,6 +15,7 @@ mod builder;
 mod changes;
 pub mod exact;
 pub mod filter;
+pub mod huge_pages;
 pub mod index;
 pub mod labels;
 pub mod layout;

@@ -477,6 +477,7 @@ impl Fs {
                 Ok(index) if index.covered == file.set.len() => {
                     file.index = Some(index);
                     file.index_generation = file.generation;
+                    self.vectors.builder.huge_pages_later();
                     return Ok(Prepared::Ready);
                 }
                 Ok(_) => eprintln!("vexfs: vector file {ino}: stored index does not cover every vector; rebuilding"),
@@ -508,6 +509,9 @@ impl Fs {
         let index = VectorIndex::build(choice, file.set.rows(), d, search_type)?;
         file.index = Some(index);
         file.index_generation = file.generation;
+        if !choice.is_flat() {
+            self.vectors.builder.huge_pages_later();
+        }
         if !choice.is_flat() {
             // Worth keeping: the next write-back stores it.
             file.rewrite = true;
