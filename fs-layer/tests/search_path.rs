@@ -8,12 +8,14 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Arc;
 
 use common::Image;
 use vexfs_engine::{open_backing, UringOptions};
 use vexfs_fs::format::ROOT_INO;
 use vexfs_fs::interrupt::Interrupt;
-use vexfs_fs::vectors::{with_scratch, Among};
+use vexfs_fs::locks::RwLock;
+use vexfs_fs::vectors::{with_scratch, Among, VectorFile};
 use vexfs_fs::{Fs, MountOptions};
 use vexfs_uapi::*;
 
@@ -114,6 +116,31 @@ fn vector_file(image: &Image, count: usize, index: &str) -> (Fs, u64) {
     (fs, ino)
 }
 
+/// Searches `queries` (rows of DIMENSIONS) of `file` as the request path
+/// does, through this thread's kept buffers; returns the most answers a
+/// query got.
+fn search_kept(
+    (fs, file, ino): (&Fs, &Arc<RwLock<VectorFile>>, u64),
+    queries: &[f32],
+    (k, search_type): (u32, u32),
+    among: &Among<'_>,
+) -> usize {
+    with_scratch(|scratch| {
+        scratch.queries.clear();
+        scratch.queries.extend_from_slice(queries);
+        let count = queries.len() / DIMENSIONS as usize;
+        fs.search_scratch(
+            (file, ino),
+            scratch,
+            count,
+            (k, search_type),
+            among,
+            &Interrupt::never(),
+        )
+        .unwrap()
+    })
+}
+
 #[test]
 fn a_batch_answers_as_its_queries_one_at_a_time() {
     let image = Image::new("search-batch", "64M");
@@ -180,7 +207,6 @@ fn a_batch_answers_as_its_queries_one_at_a_time() {
 #[test]
 fn a_search_through_kept_buffers_allocates_nothing() {
     let image = Image::new("search-allocations", "64M");
-    let interrupt = Interrupt::never();
     let d = DIMENSIONS as usize;
     let queries = rows(3, 50);
     for index in ["HNSW16", "Flat"] {
@@ -189,21 +215,14 @@ fn a_search_through_kept_buffers_allocates_nothing() {
             let file = fs.searched_file(ino).unwrap();
             for batch in [1, 50] {
                 let search = || {
-                    with_scratch(|scratch| {
-                        scratch.queries.clear();
-                        scratch.queries.extend_from_slice(&queries[..batch * d]);
-                        let most = fs
-                            .search_scratch(
-                                (&file, ino),
-                                scratch,
-                                batch,
-                                (10, search_type),
-                                &Among::default(),
-                                &interrupt,
-                            )
-                            .unwrap();
-                        assert_eq!(most, 10);
-                    })
+                    let searched = (&fs, &file, ino);
+                    let most = search_kept(
+                        searched,
+                        &queries[..batch * d],
+                        (10, search_type),
+                        &Among::default(),
+                    );
+                    assert_eq!(most, 10);
                 };
                 // The first searches build the index and size the buffers.
                 for _ in 0..3 {
@@ -237,7 +256,6 @@ fn a_search_through_kept_buffers_allocates_nothing() {
 #[test]
 fn an_exact_scan_through_kept_buffers_allocates_nothing() {
     let image = Image::new("search-scan-allocations", "64M");
-    let interrupt = Interrupt::never();
     let d = DIMENSIONS as usize;
     let queries = rows(4, 50);
     let (fs, ino) = vector_file(&image, 2000, "Flat");
@@ -253,21 +271,13 @@ fn an_exact_scan_through_kept_buffers_allocates_nothing() {
     ] {
         for (batch, k) in [(1, 10), (50, 10), (3, 300)] {
             let search = || {
-                with_scratch(|scratch| {
-                    scratch.queries.clear();
-                    scratch.queries.extend_from_slice(&queries[..batch * d]);
-                    let most = fs
-                        .search_scratch(
-                            (&file, ino),
-                            scratch,
-                            batch,
-                            (k, search_type),
-                            &exact,
-                            &interrupt,
-                        )
-                        .unwrap();
-                    assert_eq!(most, k as usize);
-                })
+                let most = search_kept(
+                    (&fs, &file, ino),
+                    &queries[..batch * d],
+                    (k, search_type),
+                    &exact,
+                );
+                assert_eq!(most, k as usize);
             };
             for _ in 0..3 {
                 search();

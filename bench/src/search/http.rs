@@ -357,25 +357,7 @@ mod tests {
     }
 
     fn system(name: &'static str, settings: Vec<SearchStats>) -> SystemResult {
-        SystemResult {
-            name,
-            target: String::new(),
-            insert: crate::search::InsertStats {
-                vectors: 1000,
-                batch: 100,
-                seconds: 1.0,
-                vectors_per_s: 1000.0,
-                batch_lat_us: Percentiles::default(),
-                prepare_ms: 0.0,
-                finish_ms: 1.0,
-            },
-            first_search_ms: 5.0,
-            index_wait_ms: 0.0,
-            ready_seconds: 1.005,
-            settings,
-            batched: Vec::new(),
-            batched_left_out: None,
-        }
+        SystemResult::of_passes(name, 1000, settings, Vec::new())
     }
 
     #[test]

@@ -110,6 +110,38 @@ fn elapsed_ns(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+#[cfg(test)]
+impl SystemResult {
+    /// A result that holds `settings` and `batched` and an insert of
+    /// `vectors` in one second, for the report's tests.
+    pub(crate) fn of_passes(
+        name: &'static str,
+        vectors: u64,
+        settings: Vec<SearchStats>,
+        batched: Vec<BatchedStats>,
+    ) -> SystemResult {
+        SystemResult {
+            name,
+            target: String::new(),
+            insert: InsertStats {
+                vectors,
+                batch: 100,
+                seconds: 1.0,
+                vectors_per_s: vectors as f64,
+                batch_lat_us: Percentiles::default(),
+                prepare_ms: 0.0,
+                finish_ms: 1.0,
+            },
+            first_search_ms: 5.0,
+            index_wait_ms: 0.0,
+            ready_seconds: 1.005,
+            settings,
+            batched,
+            batched_left_out: None,
+        }
+    }
+}
+
 /// Insert everything, one first search, then per setting every query in
 /// batches and every query one at a time.
 pub(super) fn measure(

@@ -360,7 +360,7 @@ mod tests {
     use super::*;
     use crate::datasets::Metric;
     use crate::latency::Percentiles;
-    use crate::search::{BatchedStats, InsertStats};
+    use crate::search::BatchedStats;
 
     fn search(params: &str, qps: f64, recall_at_k: f64) -> SearchStats {
         SearchStats {
@@ -380,31 +380,18 @@ mod tests {
     }
 
     fn system(name: &'static str, qps: f64) -> SystemResult {
-        SystemResult {
+        SystemResult::of_passes(
             name,
-            target: format!("{name} target"),
-            insert: InsertStats {
-                vectors: 1000,
-                batch: 100,
-                seconds: 1.0,
-                vectors_per_s: 1000.0,
-                batch_lat_us: Percentiles::default(),
-                prepare_ms: 0.0,
-                finish_ms: 1.0,
-            },
-            first_search_ms: 5.0,
-            index_wait_ms: 0.0,
-            ready_seconds: 1.005,
-            settings: vec![
+            1000,
+            vec![
                 search("efSearch=32", qps * 2.0, 0.95),
                 search("efSearch=64", qps, 0.99),
             ],
-            batched: vec![
+            vec![
                 batched("efSearch=32", qps * 3.0, 0.95),
                 batched("efSearch=64", qps * 1.5, 0.99),
             ],
-            batched_left_out: None,
-        }
+        )
     }
 
     fn batched(params: &str, qps: f64, recall_at_k: f64) -> BatchedStats {

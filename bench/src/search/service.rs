@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn the_split_is_the_mean_less_the_daemons_share() {
         use crate::latency::Percentiles;
-        use crate::search::{BatchedStats, InsertStats, SearchStats};
+        use crate::search::{BatchedStats, SearchStats};
         let stats = |qps: f64, service: Option<f64>| SearchStats {
             search_params: "efSearch=64".into(),
             queries: 1000,
@@ -183,23 +183,8 @@ mod tests {
             short_answers: 0,
             daemon_service_us_mean: service,
         };
-        let system = |qps: f64, service: Option<f64>| SystemResult {
-            name: "x",
-            target: String::new(),
-            insert: InsertStats {
-                vectors: 1,
-                batch: 1,
-                seconds: 1.0,
-                vectors_per_s: 1.0,
-                batch_lat_us: Percentiles::default(),
-                prepare_ms: 0.0,
-                finish_ms: 0.0,
-            },
-            first_search_ms: 0.0,
-            index_wait_ms: 0.0,
-            ready_seconds: 1.0,
-            settings: vec![stats(qps, service)],
-            batched: vec![BatchedStats {
+        let system = |qps: f64, service: Option<f64>| {
+            let batched = BatchedStats {
                 search_params: "efSearch=64".into(),
                 queries_per_request: 100,
                 requests: 10,
@@ -211,8 +196,8 @@ mod tests {
                 recall_at_k: 1.0,
                 short_answers: 0,
                 daemon_service_us_mean: service.map(|_| 4_600.0),
-            }],
-            batched_left_out: None,
+            };
+            SystemResult::of_passes("x", 1, vec![stats(qps, service)], vec![batched])
         };
         let lines = split_lines(&system(12_500.0, Some(60.0)), &system(20_000.0, None));
         assert_eq!(

@@ -151,25 +151,12 @@ mod tests {
             short_answers: 0,
             daemon_service_us_mean: None,
         };
-        let vexfs = SystemResult {
-            name: "VexFS (through FUSE)",
-            target: String::new(),
-            insert: crate::search::InsertStats {
-                vectors: 100,
-                batch: 100,
-                seconds: 1.0,
-                vectors_per_s: 100.0,
-                batch_lat_us: Percentiles::default(),
-                prepare_ms: 0.0,
-                finish_ms: 0.0,
-            },
-            first_search_ms: 0.0,
-            index_wait_ms: 0.0,
-            ready_seconds: 1.0,
-            settings: vec![stats("efSearch=16", 800.0), stats("efSearch=64", 500.0)],
-            batched: vec![batched("efSearch=16", 3000.0)],
-            batched_left_out: None,
-        };
+        let vexfs = SystemResult::of_passes(
+            "VexFS (through FUSE)",
+            100,
+            vec![stats("efSearch=16", 800.0), stats("efSearch=64", 500.0)],
+            vec![batched("efSearch=16", 3000.0)],
+        );
         let mut report = FaissCpuReport {
             name: "faiss-cpu 1.15.1 (PyPI wheel, Python, in-process), SIMD AVX2".into(),
             python: "python (Python 3.11.2)".into(),
