@@ -131,7 +131,9 @@ impl Counters {
     }
 
     /// Prometheus text exposition format.
-    pub fn render(&self, cache: &CacheFigures) -> String {
+    /// The text of `user.vexfs.metrics`; `huge_page_bytes`: what the
+    /// process has had collapsed into huge pages (vectors::huge_pages).
+    pub fn render(&self, cache: &CacheFigures, huge_page_bytes: u64) -> String {
         let mut out = String::new();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -206,6 +208,10 @@ impl Counters {
             "# HELP vexfs_metadata_cache_blocks Metadata blocks held, and of them dirty.\n# TYPE vexfs_metadata_cache_blocks gauge\nvexfs_metadata_cache_blocks{{state=\"cached\"}} {}\nvexfs_metadata_cache_blocks{{state=\"dirty\"}} {}",
             cache.cached_blocks, cache.dirty_blocks
         );
+        let _ = writeln!(
+            out,
+            "# HELP vexfs_huge_page_collapsed_bytes_total Bytes of the daemon's resident memory collapsed into 2 MiB pages after index builds.\n# TYPE vexfs_huge_page_collapsed_bytes_total counter\nvexfs_huge_page_collapsed_bytes_total {huge_page_bytes}"
+        );
         out
     }
 }
@@ -224,12 +230,15 @@ mod tests {
         c.commit(Duration::from_micros(5), 3);
         c.search(1, Duration::from_micros(60));
         c.search(100, Duration::from_micros(440));
-        let text = c.render(&CacheFigures {
-            hits: 10,
-            misses: 2,
-            cached_blocks: 5,
-            dirty_blocks: 1,
-        });
+        let text = c.render(
+            &CacheFigures {
+                hits: 10,
+                misses: 2,
+                cached_blocks: 5,
+                dirty_blocks: 1,
+            },
+            6 << 20,
+        );
         assert!(text.contains("vexfs_fuse_requests_total{op=\"lookup\"} 2\n"));
         assert!(text.contains("vexfs_fuse_requests_total{op=\"ioctl\"} 1\n"));
         assert!(text.contains("vexfs_commit_seconds_count 2\n"));
@@ -243,6 +252,7 @@ mod tests {
         assert!(text.contains("vexfs_search_queries_total 101\n"));
         assert!(text.contains("vexfs_search_service_seconds_total 0.0005\n"));
         assert!(text.contains("vexfs_metadata_cache_misses_total 2\n"));
+        assert!(text.contains("vexfs_huge_page_collapsed_bytes_total 6291456\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

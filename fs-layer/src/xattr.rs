@@ -91,7 +91,8 @@ impl Fs {
         }
         if name == XATTR_METRICS && self.getattr(ino)?.is_dir() {
             let cache = self.lock().cache_figures();
-            return Ok(self.metrics.render(&cache).into_bytes());
+            let huge_page_bytes = crate::vectors::huge_pages::collapsed_bytes_total();
+            return Ok(self.metrics.render(&cache, huge_page_bytes).into_bytes());
         }
         let mut st = self.lock();
         let (_, entries) = bucket(&mut st, ino, name)?;

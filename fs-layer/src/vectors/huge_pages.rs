@@ -14,7 +14,7 @@
 //! kernel lacks `MADV_COLLAPSE`: this is an optimisation, never a
 //! requirement, and its failures are ignored after the first is logged.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Smallest mapping worth collapsing (an index's vectors or graph).
 pub const MAPPING_BYTES_MIN: u64 = 4 << 20;
@@ -32,6 +32,13 @@ const SMAPS: &str = "/proc/self/smaps";
 
 /// Set once MADV_COLLAPSE failed for a reason that will not change.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+/// Bytes collapsed by this process so far (`user.vexfs.metrics`).
+static COLLAPSED_BYTES_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes this process has had collapsed into huge pages so far.
+pub fn collapsed_bytes_total() -> u64 {
+    COLLAPSED_BYTES_TOTAL.load(Ordering::Relaxed)
+}
 
 /// An anonymous read-write mapping of this process, as smaps shows it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -150,6 +157,7 @@ pub fn collapse_resident() -> Collapsed {
         if result == 0 {
             done.ranges += 1;
             done.bytes += len;
+            COLLAPSED_BYTES_TOTAL.fetch_add(len, Ordering::Relaxed);
             continue;
         }
         let error = std::io::Error::last_os_error();
@@ -231,12 +239,14 @@ Rss:                1024 kB
             return;
         }
         let buffer = vec![1u8; 32 << 20];
+        let total_before = collapsed_bytes_total();
         let collapsed = collapse_resident();
         if UNAVAILABLE.load(Ordering::Relaxed) {
             eprintln!("SKIP a_resident_buffer_is_collapsed: MADV_COLLAPSE is not available here");
             return;
         }
         assert!(collapsed.bytes >= 16 << 20, "{collapsed:?}");
+        assert!(collapsed_bytes_total() >= total_before + collapsed.bytes);
         let (start, end) = (buffer.as_ptr() as u64, buffer.as_ptr() as u64 + (32 << 20));
         let smaps = std::fs::read_to_string(SMAPS).unwrap();
         let holding: Vec<Mapping> = anonymous_mappings(&smaps)
