@@ -98,9 +98,8 @@ fn collapse_index_memory() {
     let collapsed = huge_pages::collapse_resident();
     if collapsed.bytes > 0 {
         eprintln!(
-            "vexfs: index memory: {} MiB in huge pages ({} ranges)",
-            collapsed.bytes >> 20,
-            collapsed.ranges
+            "vexfs: index memory: {} MiB more in huge pages",
+            collapsed.bytes >> 20
         );
     }
 }

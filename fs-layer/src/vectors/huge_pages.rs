@@ -5,30 +5,39 @@
 //! in 2 MiB pages the same index is 15 entries. faiss allocates with
 //! malloc, out of our reach, so after an index is put in place the
 //! daemon asks the kernel to collapse the process's anonymous memory that
-//! is resident anyway into huge pages (`MADV_COLLAPSE`, Linux 6.1).
+//! is resident anyway into huge pages (`MADV_COLLAPSE`, Linux 6.1). The
+//! mappings are not marked `MADV_HUGEPAGE`: what they fault in later
+//! comes in 4 KiB pages, as before.
 //!
-//! Only mappings of [`MAPPING_BYTES_MIN`] or more whose pages are at least
-//! [`RESIDENT_PERCENT_MIN`] % resident are collapsed, so the collapse never
-//! makes a sparse mapping (a cache not filled yet) resident. Nothing is
-//! done when the system's transparent huge pages are `never` or the
-//! kernel lacks `MADV_COLLAPSE`: this is an optimisation, never a
-//! requirement, and its failures are ignored after the first is logged.
+//! A malloc arena holds the index among freed space, so residency is
+//! judged per 2 MiB block, from `/proc/self/pagemap`: a block is collapsed
+//! when at least [`PRESENT_PAGES_MIN`] of its 512 pages are present, so a
+//! collapse makes at most a tenth of a block resident that was not, and a
+//! sparse mapping (a cache not filled yet) stays as it is. Nothing is done
+//! when the system's transparent huge pages are `never` or the kernel
+//! lacks `MADV_COLLAPSE`: this is an optimisation, never a requirement, and
+//! its failures are ignored after the first is logged.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Smallest mapping worth collapsing (an index's vectors or graph).
-pub const MAPPING_BYTES_MIN: u64 = 4 << 20;
-/// How much of a mapping must be resident already.
-pub const RESIDENT_PERCENT_MIN: u64 = 90;
-/// A mapping that is this much in huge pages already is left as it is.
+/// Pages of a 2 MiB block that must be present for it to be collapsed (90 %).
+pub const PRESENT_PAGES_MIN: u64 = 461;
+/// A mapping this much in huge pages already is left as it is.
 const HUGE_PERCENT_DONE: u64 = 90;
 const HUGE_PAGE_BYTES: u64 = 2 << 20;
+const PAGE_BYTES: u64 = 4096;
+const PAGES_PER_HUGE_PAGE: u64 = HUGE_PAGE_BYTES / PAGE_BYTES;
+/// pagemap entry bit: the page is present in memory.
+const PAGEMAP_PRESENT: u64 = 1 << 63;
 /// Mappings a process may have (vm.max_map_count's default): a bound on
 /// the parse, not a limit anyone meets.
 const MAPPINGS_MAX: usize = 65_530;
 
 const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
 const SMAPS: &str = "/proc/self/smaps";
+const PAGEMAP: &str = "/proc/self/pagemap";
 
 /// Set once MADV_COLLAPSE failed for a reason that will not change.
 static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
@@ -50,12 +59,12 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Whether collapsing it is worth it and adds no memory worth naming.
-    pub fn wanted(&self) -> bool {
-        let size = self.end - self.start;
-        size >= MAPPING_BYTES_MIN
-            && self.resident_bytes * 100 >= size * RESIDENT_PERCENT_MIN
-            && self.huge_bytes * 100 < size * HUGE_PERCENT_DONE
+    /// Whether it may hold a block to collapse: one huge page's worth
+    /// resident, and not mostly in huge pages already.
+    pub fn worth_scanning(&self) -> bool {
+        self.huge_range().is_some()
+            && self.resident_bytes * 10 >= HUGE_PAGE_BYTES * 9
+            && self.huge_bytes * 100 < self.resident_bytes * HUGE_PERCENT_DONE
     }
 
     /// The whole huge pages inside it, as (start, length).
@@ -123,7 +132,8 @@ fn mapping_header(line: &str) -> Option<Option<Mapping>> {
 /// What one pass collapsed.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Collapsed {
-    pub ranges: usize,
+    /// 2 MiB blocks now in one huge page each.
+    pub blocks: usize,
     pub bytes: u64,
 }
 
@@ -134,44 +144,76 @@ pub fn collapse_resident() -> Collapsed {
     if UNAVAILABLE.load(Ordering::Relaxed) || !system_allows() {
         return done;
     }
-    let Ok(smaps) = std::fs::read_to_string(SMAPS) else {
+    let (Ok(smaps), Ok(pagemap)) = (std::fs::read_to_string(SMAPS), File::open(PAGEMAP)) else {
         return done;
     };
-    for mapping in anonymous_mappings(&smaps).iter().filter(|m| m.wanted()) {
+    // SAFETY: sysconf has no preconditions.
+    if unsafe { libc::sysconf(libc::_SC_PAGESIZE) } != PAGE_BYTES as libc::c_long {
+        return done;
+    }
+    let mut entries = vec![0u8; (PAGES_PER_HUGE_PAGE * 8) as usize];
+    for mapping in anonymous_mappings(&smaps)
+        .iter()
+        .filter(|m| m.worth_scanning())
+    {
         let Some((start, len)) = mapping.huge_range() else {
             continue;
         };
-        // The whole mapping is marked (marking part of it would split it
-        // in two), and the whole huge pages inside it are collapsed.
-        // SAFETY: the ranges lie inside a mapping of this process; both
-        // advices change how it is backed, never its contents, and the
-        // kernel checks the range again under its own lock (a mapping
-        // unmapped since smaps was read gives ENOMEM, handled below).
-        let result = unsafe {
-            let whole = (mapping.end - mapping.start) as usize;
-            match libc::madvise(mapping.start as *mut _, whole, libc::MADV_HUGEPAGE) {
-                0 => libc::madvise(start as *mut _, len as usize, libc::MADV_COLLAPSE),
-                failed => failed,
+        for block in (start..start + len).step_by(HUGE_PAGE_BYTES as usize) {
+            let offset = block / PAGE_BYTES * 8;
+            if pagemap.read_exact_at(&mut entries, offset).is_err() {
+                break; // unmapped since smaps was read
             }
-        };
-        if result == 0 {
-            done.ranges += 1;
-            done.bytes += len;
-            COLLAPSED_BYTES_TOTAL.fetch_add(len, Ordering::Relaxed);
-            continue;
-        }
-        let error = std::io::Error::last_os_error();
-        match error.raw_os_error() {
-            // Gone or changed since smaps was read; memory short right now.
-            Some(libc::ENOMEM) | Some(libc::EAGAIN) => continue,
-            _ => {
-                eprintln!("vexfs: huge pages for index memory are not available here ({error}); not asked again");
-                UNAVAILABLE.store(true, Ordering::Relaxed);
-                return done;
+            if present_pages(&entries) < PRESENT_PAGES_MIN {
+                continue;
+            }
+            match collapse(block) {
+                Ok(()) => {
+                    done.blocks += 1;
+                    done.bytes += HUGE_PAGE_BYTES;
+                    COLLAPSED_BYTES_TOTAL.fetch_add(HUGE_PAGE_BYTES, Ordering::Relaxed);
+                }
+                // Gone or changed since it was read; memory short right now.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOMEM | libc::EAGAIN)) => {}
+                Err(e) => {
+                    eprintln!("vexfs: huge pages for index memory are not available here ({e}); not asked again");
+                    UNAVAILABLE.store(true, Ordering::Relaxed);
+                    return done;
+                }
             }
         }
     }
     done
+}
+
+/// Pages marked present among pagemap `entries` (8 bytes each, little-endian).
+fn present_pages(entries: &[u8]) -> u64 {
+    entries
+        .chunks_exact(8)
+        .filter(|e| u64::from_le_bytes((*e).try_into().expect("8 bytes")) & PAGEMAP_PRESENT != 0)
+        .count() as u64
+}
+
+/// Asks for the 2 MiB block at `block` in one huge page. Only what is
+/// resident now is collapsed: the mapping is not marked MADV_HUGEPAGE, so
+/// later faults in it (a growing heap) still take 4 KiB pages.
+fn collapse(block: u64) -> std::io::Result<()> {
+    // SAFETY: the block lies inside a mapping of this process; the advice
+    // changes how it is backed, never its contents, and the kernel checks
+    // the range again under its own lock (a mapping unmapped since smaps
+    // was read gives ENOMEM).
+    let result = unsafe {
+        libc::madvise(
+            block as *mut _,
+            HUGE_PAGE_BYTES as usize,
+            libc::MADV_COLLAPSE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// False when transparent huge pages are off for the whole system.
@@ -220,7 +262,7 @@ Rss:                1024 kB
                 huge_bytes: 0,
             }
         );
-        let wanted: Vec<bool> = mappings.iter().map(Mapping::wanted).collect();
+        let wanted: Vec<bool> = mappings.iter().map(Mapping::worth_scanning).collect();
         assert_eq!(wanted, [true, false, false, false]);
         let (start, len) = mappings[0].huge_range().unwrap();
         assert_eq!(start % HUGE_PAGE_BYTES, 0);
@@ -256,5 +298,56 @@ Rss:                1024 kB
         let huge: u64 = holding.iter().map(|m| m.huge_bytes).sum();
         assert!(huge >= 16 << 20, "{holding:?}");
         assert_eq!(buffer.iter().map(|&b| u64::from(b)).sum::<u64>(), 32 << 20);
+    }
+
+    /// Of a mapping touched in its first half only, only that half is
+    /// collapsed: the collapse makes nothing resident that was not.
+    #[test]
+    fn an_untouched_half_stays_out_of_memory() {
+        if !system_allows() {
+            eprintln!("SKIP an_untouched_half_stays_out_of_memory: transparent huge pages are [never] here");
+            return;
+        }
+        let len = 32usize << 20;
+        // SAFETY: a fresh private anonymous mapping, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // SAFETY: the first half of the mapping just made.
+        unsafe { std::ptr::write_bytes(base.cast::<u8>(), 7, len / 2) };
+        collapse_resident();
+        let unavailable = UNAVAILABLE.load(Ordering::Relaxed);
+        let (start, end) = (base as u64, base as u64 + len as u64);
+        let smaps = std::fs::read_to_string(SMAPS).unwrap();
+        let holding: Vec<Mapping> = anonymous_mappings(&smaps)
+            .into_iter()
+            .filter(|m| m.start < end && start < m.end)
+            .collect();
+        // SAFETY: the mapping made above, no longer used.
+        unsafe { libc::munmap(base, len) };
+        if unavailable {
+            eprintln!(
+                "SKIP an_untouched_half_stays_out_of_memory: MADV_COLLAPSE is not available here"
+            );
+            return;
+        }
+        let resident: u64 = holding.iter().map(|m| m.resident_bytes).sum();
+        let huge: u64 = holding.iter().map(|m| m.huge_bytes).sum();
+        assert!(
+            resident <= (len as u64 / 2) + HUGE_PAGE_BYTES,
+            "{holding:?}"
+        );
+        assert!(
+            huge >= (len as u64 / 2) - 2 * HUGE_PAGE_BYTES,
+            "{holding:?}"
+        );
     }
 }
