@@ -9,6 +9,7 @@ use super::faiss_cpu::render_faiss_cpu;
 use super::http::render_http;
 use super::published::{ORIGINAL_PUBLISHED, PEERS};
 use super::{FilteredReport, FilteredStats, SearchRun, SearchStats, SystemResult};
+use crate::latency::Percentiles;
 use batched::render_batched;
 
 const LABEL_WIDTH: usize = 24;
@@ -33,11 +34,15 @@ fn insert_row(result: &SystemResult) -> String {
     )
 }
 
-fn search_cells(search: &SearchStats) -> String {
-    let lat = &search.lat_us;
+pub(crate) fn search_cells(search: &SearchStats) -> String {
+    cells(search.qps, search.recall_at_k, &search.lat_us)
+}
+
+/// The q/s, recall and latency cells every search row shows.
+pub(crate) fn cells(qps: f64, recall_at_k: f64, lat: &Percentiles) -> String {
     format!(
         "{:>10.1} {:>9.4} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
-        search.qps, search.recall_at_k, lat.p50, lat.p99, lat.p999, lat.max
+        qps, recall_at_k, lat.p50, lat.p99, lat.p999, lat.max
     )
 }
 
@@ -359,7 +364,7 @@ pub fn render_filtered(report: &FilteredReport) -> String {
 mod tests {
     use super::*;
     use crate::datasets::Metric;
-    use crate::latency::Percentiles;
+
     use crate::search::BatchedStats;
 
     fn search(params: &str, qps: f64, recall_at_k: f64) -> SearchStats {

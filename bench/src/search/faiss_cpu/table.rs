@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::FaissCpuReport;
 use crate::search::measure::{BatchedStats, SystemResult};
-use crate::search::report::setting_label_of;
+use crate::search::report::{search_cells, setting_label_of};
 
 /// The VexFS ÷ faiss-cpu q/s of one setting.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -82,16 +82,10 @@ pub fn render_faiss_cpu(report: &FaissCpuReport, k: usize, search_batch: usize) 
         ),
     ];
     for stats in &report.settings {
-        let lat = &stats.lat_us;
         lines.push(format!(
-            "{:<SETTING_WIDTH$}|{:>10.1} {:>9.4} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
+            "{:<SETTING_WIDTH$}|{}",
             setting_label_of(&stats.search_params),
-            stats.qps,
-            stats.recall_at_k,
-            lat.p50,
-            lat.p99,
-            lat.p999,
-            lat.max
+            search_cells(stats)
         ));
     }
     let batched_header = if search_batch > 0 {

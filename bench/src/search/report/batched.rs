@@ -2,7 +2,7 @@
 //! in-process, faiss-cpu, HTTP), q/s and recall per query but latency per
 //! request, and each system's gain over its own one-at-a-time pass.
 
-use super::{push_line, setting_label_of, SETTING_WIDTH};
+use super::{cells, push_line, setting_label_of, SETTING_WIDTH};
 use crate::search::{BatchedStats, SearchRun, SearchStats};
 
 /// Label of faiss-cpu's rows in the batched table (its full name is in its own section).
@@ -50,7 +50,6 @@ pub(super) fn render_batched(run: &SearchRun) -> String {
             let Some(stats) = batched.iter().find(|b| &b.search_params == params) else {
                 continue;
             };
-            let lat = &stats.request_lat_us;
             let speedup = one_by_one
                 .iter()
                 .find(|s| &s.search_params == params)
@@ -58,14 +57,9 @@ pub(super) fn render_batched(run: &SearchRun) -> String {
             push_line(
                 &mut out,
                 &format!(
-                    "{:<SETTING_WIDTH$}{name:<SYSTEM_WIDTH$}|{:>10.1} {:>9.4} {:>8.1} {:>8.1} {:>9.1} {:>9.1} |{speedup:>11}",
+                    "{:<SETTING_WIDTH$}{name:<SYSTEM_WIDTH$}|{} |{speedup:>11}",
                     setting_label_of(params),
-                    stats.qps,
-                    stats.recall_at_k,
-                    lat.p50,
-                    lat.p99,
-                    lat.p999,
-                    lat.max
+                    cells(stats.qps, stats.recall_at_k, &stats.request_lat_us),
                 ),
             );
         }
