@@ -17,8 +17,8 @@
 //!
 //! After a build, and when a search put an index in place itself, the
 //! thread also asks for the index's memory in huge pages
-//! ([`huge_pages`](super::huge_pages)), which takes milliseconds per
-//! hundred MiB and so stays off the request path too.
+//! ([`huge_pages`](super::huge_pages)); the kernel copies every block it
+//! collapses, so that stays off the request path too.
 
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
